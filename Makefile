@@ -36,7 +36,7 @@ test: sync-check nbtest pytest
 
 sync-check: install
 	@before="$$(git status --porcelain)"; \
-	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python tools/docs.py readme; \
+	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(BIN)/python tools/docs.py readme; \
 	after="$$(git status --porcelain)"; \
 	if [ "$$before" != "$$after" ]; then \
 	  echo "sync-check: nbdev_export / nbdev_clean / README generation changed files:"; \

@@ -7,7 +7,7 @@ A cells file is a sequence of cells, each opened by a marker line: `# %%` for a 
 `# %% [markdown]` for a markdown cell (each of its lines commented out with `# `, as jupytext writes it).
 The notebook is the source of truth; the text file is a scratch copy (do not commit it).
 """
-import json, sys
+import hashlib, json, sys
 from pathlib import Path
 
 CODE, MD = '# %%', '# %% [markdown]'
@@ -22,7 +22,9 @@ def to_nb(src, dst):
         text = '\n'.join(buf)
         lines = [l + '\n' for l in text.split('\n')]
         if lines: lines[-1] = lines[-1][:-1]
-        c = {'cell_type': kind, 'metadata': {}, 'source': lines}
+        # a stable id (nbformat 4.5): nbdev_export writes cell ids into medbook/*.py, so they must not be random
+        cid = hashlib.sha1(f'{len(cells)}:{text}'.encode()).hexdigest()[:8]
+        c = {'cell_type': kind, 'id': cid, 'metadata': {}, 'source': lines}
         if kind == 'code': c.update(execution_count=None, outputs=[])
         cells.append(c)
     for line in Path(src).read_text().split('\n'):
@@ -31,7 +33,7 @@ def to_nb(src, dst):
         else: buf.append(line)
     flush()
     nb = {'cells': cells, 'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}},
-          'nbformat': 4, 'nbformat_minor': 4}
+          'nbformat': 4, 'nbformat_minor': 5}
     Path(dst).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
 def to_txt(src, dst):

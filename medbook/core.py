@@ -148,14 +148,22 @@ def progress(it: Iterable | None = None,  # what to iterate over
     disable = os.environ.get('MEDBOOK_PROGRESS', '1') == '0' or not is_main_process()
     return tqdm(it, desc=desc, total=total, disable=disable, dynamic_ncols=True, **kwargs)
 
-# %% ../nbs/00_core.ipynb #4c81fb04
+# %% ../nbs/00_core.ipynb #c1447366
 def atomic_save_safetensors(tensors: Mapping[str, torch.Tensor],  # name -> tensor
                             path: str | os.PathLike,  # destination `.safetensors` file
                             metadata: Mapping[str, str] | None = None):  # string -> string header
     "Write `tensors` to `path` as safetensors, via a temporary file renamed into place."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    # clone: safetensors refuses tensors that share memory (tied weights); .cpu() copies GPU tensors anyway
-    t = {k: (v.detach().clone() if v.device.type == 'cpu' else v.detach().cpu()).contiguous() for k, v in tensors.items()}
+    # safetensors refuses tensors that share memory (tied weights): copy the second and later users of a storage
+    t, seen = {}, set()
+    for k, v in tensors.items():
+        v = v.detach()
+        if v.device.type != 'cpu': v = v.cpu()  # a copy already
+        else:
+            ptr = v.untyped_storage().data_ptr()
+            if ptr in seen: v = v.clone()
+            seen.add(ptr)
+        t[k] = v.contiguous()
     tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}')
     try:
         save_file(t, str(tmp), metadata=dict(metadata) if metadata else None)

@@ -32,18 +32,22 @@ def load_all_modules(verbose: bool = True  # report modules that fail to import 
             if verbose: print(f'medbook: warning: module {m.name} failed to import ({failed[m.name]})', file=sys.stderr)
     return failed
 
-# %% ../nbs/90_cli.ipynb #b79031e1
-def _best(rows, metric, higher):
-    means = {k: sum(v if isinstance(v, list) else [v]) / len(v if isinstance(v, list) else [v]) for k, r in rows.items() if (v := r.get(metric)) is not None}
-    return (max if higher else min)(means, key=means.get) if means else None
+# %% ../nbs/90_cli.ipynb #9bbe0c94
+def _mean(v): return sum(v) / len(v) if isinstance(v, list) else float(v)
 
 def verdict(res: dict) -> str:
-    "One line: on which metrics the paper's method is best among the rows of this run."
+    "One line: on which metrics the paper's method is best (or tied best) among the rows of this run."
     m, rows = res.get('method'), res['rows']
     if not m or m not in rows or len(rows) < 2: return ''
-    hib = res.get('higher_is_better', {})
-    parts = [f"{k}: {'best' if _best(rows, k, hib.get(k, True)) == m else 'not best (best: ' + str(_best(rows, k, hib.get(k, True))) + ')'}"
-             for k in rows[m]]
+    hib, parts = res.get('higher_is_better', {}), []
+    for k in rows[m]:
+        means = {name: _mean(r[k]) for name, r in rows.items() if k in r}
+        pick = max if hib.get(k, True) else min
+        best = pick(means, key=means.get)
+        if abs(means[m] - means[best]) <= 1e-9:
+            ties = [n for n in means if n != m and abs(means[n] - means[m]) <= 1e-9]
+            parts.append(f'{k}: best' + (f' (tied with {", ".join(ties)})' if ties else ''))
+        else: parts.append(f'{k}: not best ({means[m]:.3f} vs {best} {means[best]:.3f})')
     return f'{m} in this run — ' + '; '.join(parts)
 
 def load_results(runs_dir: str | os.PathLike = 'runs') -> list[dict]:

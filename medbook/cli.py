@@ -15,7 +15,7 @@ except ImportError: from click import exceptions as _cx
 
 # %% auto #0
 __all__ = ['app', 'data_app', 'load_all_modules', 'verdict', 'load_results', 'render_report', 'write_report', 'data_list',
-           'data_build', 'list_experiments', 'run', 'report', 'main']
+           'data_build', 'list_experiments', 'run', 'report', 'serve', 'main']
 
 # %% ../nbs/90_cli.ipynb #5fec4f02
 _SKIP = ('medbook.cli', 'medbook._modidx')
@@ -148,7 +148,17 @@ def report(runs_dir: Path = typer.Option(Path('runs'), help='the folder `medbook
     "Write runs/REPORT.md from the results so far and print it."
     p = write_report(runs_dir); print(p.read_text())
 
-# %% ../nbs/90_cli.ipynb #7cce4ba4
+# %% ../nbs/90_cli.ipynb #ce33d294
+@app.command('serve')
+def serve(model_dir: Path = typer.Argument(..., help='a folder written by save_pretrained (model + tokenizer)'),
+          port: int = typer.Option(8000, help='TCP port on 127.0.0.1 (0: a free one)'),
+          host: str = typer.Option('127.0.0.1', help='loopback only'),
+          device: str = typer.Option(None, help="'cpu', 'cuda', ... (default: auto)")):
+    "Serve a saved causal LM over an OpenAI-compatible API on loopback until interrupted."
+    from medbook.llm import serve_model_dir
+    serve_model_dir(model_dir, host=host, port=port, device=device)
+
+# %% ../nbs/90_cli.ipynb #b338a1ca
 def main(argv: list[str] | None = None  # the arguments (default: sys.argv[1:])
         ) -> int:
     "Entry point of the `medbook` command; returns the exit status."
@@ -167,6 +177,6 @@ def main(argv: list[str] | None = None  # the arguments (default: sys.argv[1:])
         print(f'medbook: error: {e}', file=sys.stderr); return 1
     return rc if isinstance(rc, int) else 0
 
-# %% ../nbs/90_cli.ipynb #5ab03ae3
+# %% ../nbs/90_cli.ipynb #46857ed5
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

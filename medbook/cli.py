@@ -81,7 +81,7 @@ def write_report(runs_dir: str | os.PathLike = 'runs') -> Path:
     tmp = p.with_name(f'.REPORT.md.tmp-{os.getpid()}'); tmp.write_text(render_report(runs_dir)); os.replace(tmp, p)
     return p
 
-# %% ../nbs/90_cli.ipynb #4f1c6f5b
+# %% ../nbs/90_cli.ipynb #18a97966
 app = typer.Typer(help='medbook: ten medical multimodal-AI systems in miniature.', add_completion=False,
                   no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 data_app = typer.Typer(help='Build the datasets and testbeds (cached under $MEDBOOK_HOME).', no_args_is_help=True)
@@ -131,9 +131,9 @@ def run(experiment: str = typer.Argument(..., help="an experiment name (see `med
         raise ConfigError(f'unknown experiment {experiment!r}: choose one of {", ".join(sorted(EXPERIMENTS))}, or all')
     failed = []
     for n in names:
-        print(f'== {n} ({scale}, seed {seed})', flush=True)
-        if experiment == 'all' and isolate: ok = _run_isolated(n, scale, seed, runs_dir)
+        if experiment == 'all' and isolate: ok = _run_isolated(n, scale, seed, runs_dir)  # the child prints the header
         else:
+            print(f'== {n} ({scale}, seed {seed})', flush=True)
             res = run_experiment(n, scale, seed, runs_dir); ok = True
             print(results_table(res)); print(f'({res["seconds"]:.1f} s, peak RSS {res["peak_rss_mb"]:.0f} MiB)', flush=True)
         if not ok: failed.append(n)

@@ -317,7 +317,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in ('/v1/chat/completions', '/v1/completions'): return self._error(404, f'unknown path {self.path}')
         try: n = int(self.headers.get('Content-Length', ''))
         except ValueError: return self._error(411, 'Content-Length required')
-        if n > self.server.app.max_body: return self._error(413, f'request body of {n} bytes is over {self.server.app.max_body}')
+        if n > self.server.app.max_body:
+            # read (and drop) a moderately oversized body first, so the client is not cut off mid-send and gets the 413
+            if n <= 16 * self.server.app.max_body:
+                for _ in range(0, n, 1 << 16): self.rfile.read(min(1 << 16, n - _))
+            else: self.close_connection = True
+            return self._error(413, f'request body of {n} bytes is over {self.server.app.max_body}')
         try:
             req = json.loads(self.rfile.read(n))
             if not isinstance(req, dict): raise ValueError('not an object')

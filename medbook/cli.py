@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None  # the arguments (default: sys.argv[1:])
         print(f'medbook: error: {e}', file=sys.stderr); return 1
     return rc if isinstance(rc, int) else 0
 
-# %% ../nbs/90_cli.ipynb #46857ed5
+# %% ../nbs/90_cli.ipynb #15df865a
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__' and 'ipykernel' not in sys.modules:  # `python -m medbook.cli`; a Jupyter kernel is `__main__` too
+    sys.exit(main())

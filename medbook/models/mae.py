@@ -26,8 +26,8 @@ from monai.networks.blocks.pos_embed_utils import build_sincos_position_embeddin
 __all__ = ['FINDING_WORDS', 'MAE_VERSION', 'MAE_CONFIGS', 'check_vit_config', 'ViT3DConfig', 'vit_blocks', 'ViT3D',
            'save_encoder', 'load_encoder', 'random_masking', 'patch_targets', 'masked_mse', 'MAE3D', 'tokenize_reports',
            'mask_report_words', 'ReportDecoder', 'MultiModalMAE', 'step_generator', 'setup_distributed', 'param_groups',
-           'warmup_cosine', 'pretrain', 'testbed_arrays', 'encode_volumes', 'linear_probe_auc', 'mae_checkpoint_dir',
-           'mae_experiment']
+           'warmup_cosine', 'pretrain', 'testbed_arrays', 'encode_volumes', 'linear_probe_auc', 'layer_features',
+           'select_probe_features', 'mae_checkpoint_dir', 'mae_experiment']
 
 # %% ../../nbs/05_masked_modeling.ipynb #61b5c04b
 def check_vit_config(img_size: Sequence[int],  # (D, H, W) voxels
@@ -497,7 +497,46 @@ def linear_probe_auc(f_train: np.ndarray,  # (N, F) training features
     if not per: raise DataError('no label has both classes in train and test: no macro AUC')
     return float(np.mean(list(per.values()))), per
 
-# %% ../../nbs/05_masked_modeling.ipynb #79e8bd45
+# %% ../../nbs/05_masked_modeling.ipynb #0bf933f8
+@torch.no_grad()
+def layer_features(encoder: ViT3D,  # the frozen encoder
+                   volumes: torch.Tensor,  # (N, C, D, H, W)
+                   batch_size: int = 16,  # volumes per forward pass
+                  ) -> dict:
+    "Pooled features of every depth: {(layer, pool): (N, F)}; layer 0 = patch embedding, the last = after the final LayerNorm."
+    encoder.eval(); dev = next(encoder.parameters()).device
+    out = {}
+    for i in range(0, len(volumes), batch_size):
+        x = encoder.embed(volumes[i:i + batch_size].to(dev, torch.float32)); hs = [x]
+        for blk in encoder.blocks: x = blk(x); hs.append(x)
+        hs[-1] = encoder.norm(x)
+        for l, h in enumerate(hs):
+            h = h.float()
+            out.setdefault((l, 'mean'), []).append(h.mean(1).cpu())
+            out.setdefault((l, 'meanmax'), []).append(torch.cat([h.mean(1), h.amax(1)], 1).cpu())
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+def select_probe_features(feats: dict,  # {(layer, pool): (N, F)} training features from `layer_features`
+                          y: np.ndarray,  # (N, K) training labels
+                          folds: int = 3,  # cross-validation folds (on the training split only)
+                          C: float = 0.1,  # the probe's inverse L2 strength during the search
+                          seed: int = 0,  # fold assignment
+                         ) -> tuple[tuple, dict]:
+    "The (layer, pool) with the best cross-validated macro AUC on the training split; and every candidate's CV score."
+    from sklearn.model_selection import KFold
+    if not feats: raise DataError('no candidate features to select from')
+    scores = {}
+    for key, f in feats.items():
+        if len(f) != len(y): raise DataError(f'features {key} have {len(f)} rows but the labels {len(y)}')
+        cv = []
+        for a, b in KFold(folds, shuffle=True, random_state=seed).split(f):
+            try: cv.append(linear_probe_auc(f[a], y[a], f[b], y[b], C=C)[0])
+            except DataError: pass   # a fold where no label has both classes
+        if cv: scores[key] = float(np.mean(cv))
+    if not scores: raise DataError('no fold had a label with both classes: cannot select probe features')
+    return max(scores, key=scores.get), scores
+
+# %% ../../nbs/05_masked_modeling.ipynb #0895f254
 MAE_VERSION = 1   # bump when a change to the code makes old checkpoints unusable: it is part of the checkpoint folder's hash
 
 MAE_CONFIGS = {
@@ -520,9 +559,9 @@ def mae_checkpoint_dir(tag: str,  # 'mae' or 'mae-mlm'
     return medbook_home()/'checkpoints'/f'{tag}-{scale}-{config_hash(dict(pick_scale(MAE_CONFIGS, scale), version=MAE_VERSION))}-seed{seed}'
 
 @experiment('mae', paper='SimCroP / E3D-GPT',
-            description='3-D ViT MAE (mask 0.75, normalised-pixel target) pretrained on the chest-CT testbed; frozen-feature linear probe on its 18 labels',
+            description='3-D ViT MAE (mask 0.75, normalised-pixel target) pretrained on the chest-CT testbed; frozen-feature linear probe on its 18 labels (block and pooling chosen by CV on train; last-layer mean probe beside it)',
             claim='Masked modeling on unlabeled CT gives better frozen features than a randomly initialised encoder of the same architecture (SimCroP adds report MLM).',
-            metrics=('macro_auc',))
+            metrics=('macro_auc', 'last_layer_auc'))
 def mae_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
                    seed: int = 0,  # first of the three seeds
                   ) -> dict:
@@ -532,8 +571,8 @@ def mae_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
     tr, va = testbed_arrays(cfg['testbed'], 'train'), testbed_arrays(cfg['testbed'], 'valid')
     methods = ['random init', 'MAE', 'MAE (pixel target)'] + (['MAE + MLM'] if cfg['mlm'] else [])
     tags = {'MAE': 'mae', 'MAE (pixel target)': 'mae-pix', 'MAE + MLM': 'mae-mlm'}
-    rows = {m: dict(macro_auc=[]) for m in methods}
-    extra = dict(loss={}, mlm_loss=[], per_label={}, pretrain_seconds={}, steps_run={}, device=str(dev), config=cfg,
+    rows = {m: dict(macro_auc=[], last_layer_auc=[]) for m in methods}
+    extra = dict(loss={}, mlm_loss=[], per_label={}, probe_choice={}, probe_cv={}, pretrain_seconds={}, steps_run={}, device=str(dev), config=cfg,
                  n_train=len(tr['volumes']), n_valid=len(va['volumes']))
     if cfg['mlm']:
         tok = minilm_tokenizer(); text = tokenize_reports(tr['reports'], tok, cfg['text']['max_len'])
@@ -559,10 +598,16 @@ def mae_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
             encoders[m] = mae.encoder
             if s == seed: extra[f'{tag}_path'] = str(save_encoder(mae.encoder, medbook_home()/'models'/f'{tag}-vit3d-{scale}'))
         for m, enc in encoders.items():
-            auc, per = linear_probe_auc(encode_volumes(enc, tr['volumes']), tr['labels'], encode_volumes(enc, va['volumes']), va['labels'])
+            ftr, fva = layer_features(enc, tr['volumes']), layer_features(enc, va['volumes'])
+            key, cvs = select_probe_features(ftr, tr['labels'], seed=s)   # training split only
+            auc, per = linear_probe_auc(ftr[key], tr['labels'], fva[key], va['labels'], C=0.1)
+            last = (enc.config.num_layers, 'mean')   # = `encode_volumes`: the final LayerNorm's tokens, averaged
             rows[m]['macro_auc'].append(auc); extra['per_label'].setdefault(m, []).append(per)
+            rows[m]['last_layer_auc'].append(linear_probe_auc(ftr[last], tr['labels'], fva[last], va['labels'], C=1.0)[0])
+            extra['probe_choice'].setdefault(m, []).append(list(key)); extra['probe_cv'].setdefault(m, []).append(round(cvs[key], 4))
     notes = (f"{cfg['steps']} AdamW steps x batch {cfg['batch_size']} per seed and method on the {len(tr['volumes'])} training volumes "
-             f"(MAE: images only; MAE + MLM: images and their reports); linear probe (frozen, mean-pooled, logistic regression C=1) "
+             f"(MAE: images only; MAE + MLM: images and their reports); linear probe (frozen; macro_auc: the block and pooling (mean or mean+max) "
+             f"with the best 3-fold CV macro AUC on the training split, logistic regression C=0.1; last_layer_auc: final layer mean-pooled, C=1) "
              f"trained on the training split, scored on the {len(va['volumes'])} validation volumes; 3 seeds ({seed}..{seed + 2}); "
              f"random init = the pretrained encoders' own starting weights. Steps trained in this run: {extra['steps_run']} "
              f"(0 = a finished checkpoint was reused).")

@@ -17,7 +17,8 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import json, math, random, re, shutil, sys, time, uuid, logging, platform, resource
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -29,11 +30,11 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['SCALES', 'EXPERIMENTS', 'DATASETS', 'Message', 'MedbookError', 'ConfigError', 'DataError', 'check_scale',
-           'pick_scale', 'medbook_home', 'config_hash', 'cached', 'package_file', 'seed_everything', 'get_device',
-           'dist_info', 'is_main_process', 'progress', 'atomic_save_safetensors', 'read_safetensors', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'latest_checkpoint', 'train_steps', 'Experiment',
-           'DataBuilder', 'experiment', 'data_builder', 'peak_rss_mb', 'run_experiment', 'mean_std', 'results_table',
-           'core_resume_experiment', 'LLMClient', 'check_conversation', 'FunctionClient']
+           'pick_scale', 'medbook_home', 'config_hash', 'atomic_dir', 'cached', 'package_file', 'seed_everything',
+           'get_device', 'dist_info', 'is_main_process', 'progress', 'atomic_save_safetensors', 'read_safetensors',
+           'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'latest_checkpoint', 'train_steps',
+           'Experiment', 'DataBuilder', 'experiment', 'data_builder', 'peak_rss_mb', 'run_experiment', 'mean_std',
+           'results_table', 'core_resume_experiment', 'LLMClient', 'check_conversation', 'FunctionClient']
 
 # %% ../nbs/00_core.ipynb #08c0ceff
 class MedbookError(Exception):
@@ -49,8 +50,7 @@ class DataError(MedbookError, ValueError):
                  path: str | os.PathLike | None = None,  # the file it was found in
                  row: int | str | None = None):  # the row or record, where there is one
         self.problem, self.path, self.row = problem, path, row
-        where = '' if path is None else str(path)
-        if row is not None: where += f' row {row}'
+        where = ' '.join(w for w in ('' if path is None else str(path), '' if row is None else f'row {row}') if w)
         super().__init__(f'{where}: {problem}' if where else problem)
 
 # %% ../nbs/00_core.ipynb #19d2b1ae
@@ -81,6 +81,21 @@ def config_hash(config: Any) -> str:
     "A short stable hash of a JSON-able config."
     return __import__('hashlib').sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
+@contextmanager
+def atomic_dir(path: str | os.PathLike,  # the folder to write (replaced if it exists)
+              ) -> Iterator[Path]:
+    "Yield an empty temporary folder beside `path`; if the block ends without an error it is renamed to `path`, else deleted."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}')
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists(): shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
 def cached(name: str,  # artifact name: letters, digits, '.', '_' and '-'
            build: Callable[[Path], Any],  # fills the (temporary) directory it is given
            config: Any = None,  # JSON-able settings; their hash becomes part of the directory name
@@ -98,18 +113,11 @@ def cached(name: str,  # artifact name: letters, digits, '.', '_' and '-'
     if (final/'.done').exists() and not force: return final
     with FileLock(str(root/f'.{name}.lock'), timeout=lock_timeout):
         if (final/'.done').exists() and not force: return final
-        tmp = root/f'.{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-        tmp.mkdir()
-        try:
+        with atomic_dir(final) as tmp:
             build(tmp)
             # not `config.json`: that name belongs to the model configs that `save_pretrained` writes
             if config is not None: (tmp/'.medbook-config.json').write_text(json.dumps(config, indent=1, sort_keys=True, default=str))
             (tmp/'.done').write_text(json.dumps({'built_at': time.strftime('%Y-%m-%dT%H:%M:%S'), 'pid': os.getpid()}))
-            if final.exists(): shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return final
 
 # %% ../nbs/00_core.ipynb #5faef747

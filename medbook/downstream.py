@@ -8,7 +8,7 @@ from .core import *
 from .core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, progress,
                           medbook_home, config_hash, experiment)
 from .ct.io import CT_RATE_ABNORMALITIES, display_slice
-from .models.mae import ViT3D, ViT3DConfig, encode_volumes, linear_probe_auc, param_groups, warmup_cosine
+from .models.mae import ViT3D, ViT3DConfig, testbed_arrays, encode_volumes, linear_probe_auc, param_groups, warmup_cosine
 from .losses import pointing_game
 
 import copy, json, math, os, time
@@ -53,18 +53,7 @@ def downstream_arrays(scale: str = 'small',  # testbed scale ('tiny', 'small', '
                       seed: int = 0,  # the testbed's seed
                      ) -> dict:
     "A testbed split in memory: volumes (N,1,D,H,W) float16, labels (N,18), reports, names, lesion maps (N,1,D,H,W) uint8, grounding."
-    from medbook.data.ct_testbed import load_ct_testbed
-    ds = load_ct_testbed(scale, split, seed)
-    vols, labels, reports, lesions, grounding = [], [], [], [], []
-    for i in progress(range(len(ds)), desc=f'loading {split}'):
-        it = ds[i]
-        vols.append(it['image'].half()); labels.append(it['labels'].numpy())
-        reports.append(' '.join(t for t in (it['findings'], it['impression']) if isinstance(t, str) and t.strip()))
-        if it.get('lesions') is None: raise DataError('no lesion map in the grounding file', ds.records[i].path)
-        lesions.append(it['lesions'].to(torch.uint8))
-        grounding.append([{k: s[k] for k in ('text', 'field', 'label', 'lesion_ids')} for s in it['grounding']])
-    d = dict(volumes=torch.stack(vols), labels=np.stack(labels).astype(int), reports=reports, names=[r.name for r in ds.records],
-             lesions=torch.stack(lesions), grounding=grounding)
+    d = testbed_arrays(scale, split, seed, lesions=True)   # notebook 05's loader, with the lesion maps and grounded sentences
     check_arrays(d, ('volumes', 'labels', 'reports', 'lesions', 'grounding'), f'{scale} {split}')
     return d
 
@@ -574,10 +563,7 @@ def simcrop_checkpoint_dir(variant: str,  # a key of `SIMCROP_VARIANTS`
     "Where `medbook run simcrop` keeps one row's resumable pretraining checkpoints and its cached evaluation."
     import medbook.models.simcrop as sc
     cfg = cfg if cfg is not None else sc.simcrop_config(scale, variant)
-    if hasattr(sc, '_checkpoint_dir'): d = sc._checkpoint_dir(cfg, seed)     # 07's own folder: its `pretrain_variant` runs are reused
-    else:
-        slug = variant.lower().replace(' ', '-').replace('/', '')
-        d = medbook_home()/'checkpoints'/f'simcrop-{slug}-{scale}-{config_hash(dict(cfg, version=sc.SIMCROP_VERSION))}-seed{seed}'
+    d = sc.pretrain_checkpoint_dir(cfg, seed)     # 07's own folder: its `pretrain_variant` runs are reused
     if model is None or _fits(d, model): return d
     # the model changed shape under an unchanged config and version: a fresh folder named by the architecture, never a checkpoint that does not fit
     return d.with_name(f'{d.name}-arch{config_hash(sorted((k, list(v.shape)) for k, v in model.state_dict().items()))}')

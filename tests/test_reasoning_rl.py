@@ -1,9 +1,7 @@
 """Verifier RL (15_verifier_rl): the paper's reward against reward hacking, bad configs, resuming, and two torchrun ranks."""
-import json, os, shutil, socket, subprocess, sys
-from pathlib import Path
 import pytest, torch
-from safetensors.torch import load_file
 from medbook.core import ConfigError, DataError
+from _torchrun import run_two_ranks
 import medbook.reasoning.rl as R
 
 THINK = 'Okay, so age 78: 2; male: 0; hypertension: 1. Total = 3.'
@@ -79,17 +77,9 @@ def test_rl_resumes_from_checkpoint(tiny, tmp_path):
     assert len(R.reward_curve(again)) == 2                                                # the log history came back with it
 
 def test_torchrun_two_ranks_agree(tiny, tmp_path):
-    torchrun = shutil.which('torchrun') or str(Path(sys.executable).parent/'torchrun')
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    env = {**os.environ, 'MEDBOOK_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'CUDA_VISIBLE_DEVICES': ''}
-    cmd = [torchrun, '--nproc_per_node', '2', '--master_addr', '127.0.0.1', '--master_port', str(port),
-           str(Path(__file__).parent/'_rl_ddp_script.py'), str(tmp_path)]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    r0, r1 = (json.loads((tmp_path/f'rank{r}.json').read_text()) for r in (0, 1))
+    (r0, r1), (a, b) = run_two_ranks('_rl_ddp_script.py', tmp_path)
     assert r0['world'] == r1['world'] == 2 and r0['seen_world'] == 2
     assert r0['sft_steps'] == r1['sft_steps'] == 2 and r0['rl_steps'] == r1['rl_steps'] == 2
     assert r0['rewards'] == r1['rewards']                                      # rewards are gathered across ranks before logging
-    a, b = load_file(str(tmp_path/'rank0.safetensors')), load_file(str(tmp_path/'rank1.safetensors'))
     assert a.keys() == b.keys()
     for k in a: assert torch.equal(a[k], b[k]), f'{k} differs between the ranks'

@@ -147,17 +147,9 @@ AutoModel.register(ViT3DConfig, ViT3D, exist_ok=True)
 def save_encoder(encoder: ViT3D,  # the encoder to save
                  path: str | os.PathLike,  # destination folder (replaced if it exists)
                 ) -> Path:
-    "`save_pretrained` (safetensors) into a temporary folder renamed into place."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        encoder.save_pretrained(str(tmp), safe_serialization=True)
-        if path.exists(): shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    return path
+    "`save_pretrained` (safetensors) into a temporary folder renamed into place (`atomic_dir`)."
+    with atomic_dir(path) as tmp: encoder.save_pretrained(str(tmp), safe_serialization=True)
+    return Path(path)
 
 def load_encoder(path: str | os.PathLike,  # a folder written by `save_encoder` / `save_pretrained`
                  device: str | torch.device = 'cpu',
@@ -453,16 +445,23 @@ def pretrain(model: MAE3D | MultiModalMAE,  # what to train (already on its devi
 def testbed_arrays(scale: str = 'small',  # testbed scale ('tiny', 'small', 'full')
                    split: str = 'train',  # 'train' or 'valid'
                    seed: int = 0,  # the testbed's seed
+                   lesions: bool = False,  # also each volume's lesion map and grounded report sentences (notebook 08)
                   ) -> dict:
-    "A testbed split in memory: volumes (N, 1, D, H, W) float16 in [-1, 1], labels (N, 18), reports (findings + impression), names."
+    "A testbed split in memory: volumes (N, 1, D, H, W) float16 in [-1, 1], labels (N, 18), reports (findings + impression), names; with `lesions`, lesion maps (N, 1, D, H, W) uint8 and grounding."
     from medbook.data.ct_testbed import load_ct_testbed
     ds = load_ct_testbed(scale, split, seed)
-    vols, labels, reports = [], [], []
+    d = dict(volumes=[], labels=[], reports=[], names=[r.name for r in ds.records]) | (dict(lesions=[], grounding=[]) if lesions else {})
     for i in progress(range(len(ds)), desc=f'loading {split}'):
         it = ds[i]
-        vols.append(it['image'].half()); labels.append(it['labels'].numpy())
-        reports.append(' '.join(t for t in (it['findings'], it['impression']) if isinstance(t, str) and t.strip()))
-    return dict(volumes=torch.stack(vols), labels=np.stack(labels).astype(int), reports=reports, names=[r.name for r in ds.records])
+        d['volumes'].append(it['image'].half()); d['labels'].append(it['labels'].numpy())
+        d['reports'].append(' '.join(t for t in (it['findings'], it['impression']) if isinstance(t, str) and t.strip()))
+        if lesions:
+            if it.get('lesions') is None: raise DataError('no lesion map in the grounding file', ds.records[i].path)
+            d['lesions'].append(it['lesions'].to(torch.uint8))
+            d['grounding'].append([{k: s[k] for k in ('text', 'field', 'label', 'lesion_ids')} for s in it['grounding']])
+    d.update(volumes=torch.stack(d['volumes']), labels=np.stack(d['labels']).astype(int))
+    if lesions: d['lesions'] = torch.stack(d['lesions'])
+    return d
 
 @torch.no_grad()
 def encode_volumes(encoder: ViT3D,  # the frozen encoder

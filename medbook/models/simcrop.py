@@ -28,8 +28,8 @@ from transformers import AutoModel
 # %% auto #0
 __all__ = ['SIMCROP_VERSION', 'LOSS_TERMS', 'SIMCROP_CONFIGS', 'SIMCROP_VARIANTS', 'STOP_WORDS', 'simcrop_config',
            'check_simcrop_config', 'report_sentences', 'is_content_piece', 'MiniLMTower', 'CrossGranularityFusion',
-           'SimCroP', 'simcrop_param_groups', 'pretrain_simcrop', 'save_simcrop', 'load_simcrop', 'pretrain_variant',
-           'plot_pretraining', 'similarity_maps', 'show_grounding']
+           'SimCroP', 'simcrop_param_groups', 'pretrain_simcrop', 'save_simcrop', 'load_simcrop',
+           'pretrain_checkpoint_dir', 'pretrain_variant', 'plot_pretraining', 'similarity_maps', 'show_grounding']
 
 # %% ../../nbs/07_simcrop.ipynb #e079d05f
 SIMCROP_VERSION = 2   # bump when a code change makes old checkpoints unusable (part of the checkpoint folder's hash)
@@ -457,18 +457,11 @@ def save_simcrop(model: SimCroP,  # the model to save
                  path: str | os.PathLike,  # destination folder (replaced if it exists)
                 ) -> Path:
     "Save the encoder (a `load_encoder` folder) plus the whole model's config and weights, atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.simcrop-tmp-{os.getpid()}')
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        save_encoder(model.encoder, tmp)
+    with atomic_dir(path) as tmp:
+        model.encoder.save_pretrained(str(tmp), safe_serialization=True)   # what `load_encoder` reads
         (tmp/'simcrop.json').write_text(json.dumps(dict(format='medbook-simcrop', version=SIMCROP_VERSION, config=model.cfg), indent=1))
         atomic_save_safetensors(model.state_dict(), tmp/'simcrop.safetensors', metadata={'format': 'medbook-simcrop'})
-        if path.exists(): shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    return path
+    return Path(path)
 
 def load_simcrop(path: str | os.PathLike,  # a folder written by `save_simcrop`
                  device: str | torch.device = 'cpu',  # where the model goes
@@ -489,9 +482,9 @@ def load_simcrop(path: str | os.PathLike,  # a folder written by `save_simcrop`
     return model.to(device).eval()
 
 # %% ../../nbs/07_simcrop.ipynb #d448b6d7
-def _checkpoint_dir(cfg: dict,  # from `simcrop_config`
-                           seed: int,  # the pretraining seed
-                          ) -> Path:
+def pretrain_checkpoint_dir(cfg: dict,  # from `simcrop_config`
+                            seed: int,  # the pretraining seed
+                           ) -> Path:
     "Where the resumable checkpoints of one pretraining run live: the config's hash and the seed name it."
     tag = cfg.get('variant', 'custom').lower().replace(' ', '-').replace('/', '')
     return medbook_home()/'checkpoints'/f'simcrop-{tag}-{cfg.get("scale", "x")}-{config_hash(dict(cfg, version=SIMCROP_VERSION))}-seed{seed}'
@@ -509,7 +502,7 @@ def pretrain_variant(variant: str = 'SimCroP',  # a key of `SIMCROP_VARIANTS`
     model = SimCroP(cfg).to(get_device())
     if not model.terms or cfg['steps'] == 0: return model.eval(), dict(loss=[], steps_run=0, seconds=0.0, world_size=1)
     h = pretrain_simcrop(model, tr['volumes'], tr['reports'], cfg['steps'], cfg['batch_size'], cfg['lr'], cfg['warmup'], seed,
-                         ckpt_dir=_checkpoint_dir(cfg, seed) if checkpoints else None, ckpt_every=max(1, cfg['steps'] // 4),
+                         ckpt_dir=pretrain_checkpoint_dir(cfg, seed) if checkpoints else None, ckpt_every=max(1, cfg['steps'] // 4),
                          desc=f'{variant} seed {seed}', weight_decay=cfg['weight_decay'])
     return model.eval(), h
 

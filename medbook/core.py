@@ -29,12 +29,13 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['SCALES', 'EXPERIMENTS', 'DATASETS', 'Message', 'MedbookError', 'ConfigError', 'DataError', 'check_scale',
-           'pick_scale', 'medbook_home', 'config_hash', 'atomic_dir', 'cached', 'package_file', 'seed_everything',
-           'get_device', 'dist_info', 'is_main_process', 'progress', 'atomic_save_safetensors', 'read_safetensors',
-           'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'latest_checkpoint', 'train_steps',
-           'Experiment', 'DataBuilder', 'experiment', 'data_builder', 'peak_rss_mb', 'run_experiment', 'mean_std',
-           'results_table', 'core_resume_experiment', 'LLMClient', 'check_conversation', 'FunctionClient']
+__all__ = ['SCALES', 'EXPERIMENTS', 'DATASETS', 'Message', 'MedbookError', 'ConfigError', 'DataError', 'check_ndim',
+           'check_scale', 'pick_scale', 'medbook_home', 'config_hash', 'atomic_dir', 'atomic_file', 'atomic_write',
+           'write_json', 'cached', 'package_file', 'seed_everything', 'get_device', 'dist_info', 'is_main_process',
+           'progress', 'atomic_save_safetensors', 'read_safetensors', 'rng_state', 'set_rng_state', 'unwrap_model',
+           'save_checkpoint', 'load_checkpoint', 'latest_checkpoint', 'Experiment', 'DataBuilder', 'experiment',
+           'data_builder', 'medbook_version', 'peak_rss_mb', 'run_experiment', 'mean_std', 'results_table', 'LLMClient',
+           'check_conversation', 'FunctionClient']
 
 # %% ../nbs/00_core.ipynb #08c0ceff
 class MedbookError(Exception):
@@ -52,6 +53,17 @@ class DataError(MedbookError, ValueError):
         self.problem, self.path, self.row = problem, path, row
         where = ' '.join(w for w in ('' if path is None else str(path), '' if row is None else f'row {row}') if w)
         super().__init__(f'{where}: {problem}' if where else problem)
+
+def check_ndim(x: torch.Tensor,  # the tensor to check
+               ndim: int,  # the number of dimensions it must have
+               name: str,  # its argument name, for the message
+               what: str = '',  # the expected layout, e.g. '(B, N, d)'
+              ) -> torch.Tensor:
+    "Raise `ValueError` naming `name` and its shape unless `x` is a tensor with `ndim` dimensions and finite values."
+    if not torch.is_tensor(x): raise ValueError(f'{name} must be a torch.Tensor {what}, got {type(x).__name__}')
+    if x.ndim != ndim: raise ValueError(f'{name} must have {ndim} dimensions {what}, got shape {tuple(x.shape)}')
+    if x.is_floating_point() and not torch.isfinite(x).all(): raise ValueError(f'{name} of shape {tuple(x.shape)} contains NaN or inf')
+    return x
 
 # %% ../nbs/00_core.ipynb #19d2b1ae
 SCALES = ('tiny', 'small', 'full')
@@ -95,6 +107,34 @@ def atomic_dir(path: str | os.PathLike,  # the folder to write (replaced if it e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+@contextmanager
+def atomic_file(path: str | os.PathLike,  # the file to write (replaced if it exists)
+               ) -> Iterator[Path]:
+    "Yield a temporary path beside `path`; if the block ends without an error it is renamed onto `path`, else deleted."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}')
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+def atomic_write(path: str | os.PathLike,  # the file to write
+                 data: str | bytes,  # its whole content (str is written as UTF-8)
+                ) -> Path:
+    "Write `data` to `path` atomically: readers see the old file or the new one, never half of one."
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data.encode('utf-8') if isinstance(data, str) else data)
+    return Path(path)
+
+def write_json(path: str | os.PathLike,  # the `.json` file to write
+               obj: Any,  # anything `json.dumps` takes
+               indent: int | None = 1,  # pretty-printing indent (None: one line)
+              ) -> Path:
+    "Write `obj` as JSON, atomically."
+    return atomic_write(path, json.dumps(obj, indent=indent, ensure_ascii=False))
 
 def cached(name: str,  # artifact name: letters, digits, '.', '_' and '-'
            build: Callable[[Path], Any],  # fills the (temporary) directory it is given
@@ -190,12 +230,7 @@ def atomic_save_safetensors(tensors: Mapping[str, torch.Tensor],  # name -> tens
             if ptr in seen: v = v.clone()
             seen.add(ptr)
         t[k] = v.contiguous()
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}')
-    try:
-        save_file(t, str(tmp), metadata=dict(metadata) if metadata else None)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
+    with atomic_file(path) as tmp: save_file(t, str(tmp), metadata=dict(metadata) if metadata else None)
     return path
 
 def read_safetensors(path: str | os.PathLike  # a `.safetensors` file
@@ -252,8 +287,9 @@ def set_rng_state(tensors: Mapping[str, torch.Tensor], meta: Mapping):
     if torch.cuda.is_available() and meta.get('n_cuda', 0) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all([tensors[f'rng/cuda/{i}'] for i in range(meta['n_cuda'])])
 
-def _unwrap(model):
-    "The module inside a DistributedDataParallel / compiled wrapper."
+def unwrap_model(model: torch.nn.Module  # a model, or a DistributedDataParallel / compiled wrapper of one
+                ) -> torch.nn.Module:
+    "The module inside a DistributedDataParallel / compiled wrapper (the model itself if it is none)."
     return getattr(model, 'module', None) or getattr(model, '_orig_mod', None) or model
 
 def save_checkpoint(path: str | os.PathLike,  # the `.safetensors` file to write
@@ -262,9 +298,11 @@ def save_checkpoint(path: str | os.PathLike,  # the `.safetensors` file to write
                     scheduler: Any = None,  # an LR scheduler (anything with `state_dict`)
                     step: int = 0,  # the number of optimisation steps done
                     extra: Mapping | None = None,  # any JSON-able state, e.g. a loss history
+                    tensors: Mapping[str, torch.Tensor] | None = None,  # any further named tensors (e.g. the best weights so far)
                    ) -> Path:
-    "Atomically write a resumable training state (model, optimiser, scheduler, RNG, step, extra)."
-    tensors = {f'model/{k}': v for k, v in _unwrap(model).state_dict().items()}
+    "Atomically write a resumable training state (model, optimiser, scheduler, RNG, step, extra state and tensors)."
+    extra_t = {f'extra/{k}': v for k, v in (tensors or {}).items()}
+    tensors = {f'model/{k}': v for k, v in unwrap_model(model).state_dict().items()} | extra_t
     meta = {'format': _CKPT_FORMAT, 'step': str(int(step)), 'extra': json.dumps(extra or {}),
             'torch': torch.__version__}
     if optimizer is not None: meta['optim'] = json.dumps(_split_tensors(optimizer.state_dict(), 'optim', tensors))
@@ -279,11 +317,11 @@ def load_checkpoint(path: str | os.PathLike,  # a file written by `save_checkpoi
                     restore_rng: bool = True,  # put the RNG states back (needed for an exact resume)
                     map_location: str | torch.device = 'cpu',
                    ) -> dict:
-    "Restore a training state; returns `{'step': int, 'extra': dict}`."
+    "Restore a training state; returns `{'step': int, 'extra': dict, 'tensors': dict}` (the extra tensors)."
     tensors, meta = read_safetensors(path)
     if meta.get('format') != _CKPT_FORMAT: raise DataError(f'not a medbook checkpoint (format={meta.get("format")!r})', path)
     sd = {k[len('model/'):]: v.to(map_location) for k, v in tensors.items() if k.startswith('model/')}
-    try: _unwrap(model).load_state_dict(sd)
+    try: unwrap_model(model).load_state_dict(sd)
     except RuntimeError as e: raise DataError(f'checkpoint does not fit this model: {e}', path) from e
     if optimizer is not None:
         if 'optim' not in meta: raise DataError('checkpoint holds no optimiser state', path)
@@ -293,7 +331,8 @@ def load_checkpoint(path: str | os.PathLike,  # a file written by `save_checkpoi
         optimizer.load_state_dict(osd)
     if scheduler is not None and 'sched' in meta: scheduler.load_state_dict(_join_tensors(json.loads(meta['sched']), tensors))
     if restore_rng: set_rng_state(tensors, json.loads(meta['rng']))
-    return {'step': int(meta['step']), 'extra': json.loads(meta['extra'])}
+    extra_t = {k[len('extra/'):]: v.to(map_location) for k, v in tensors.items() if k.startswith('extra/')}
+    return {'step': int(meta['step']), 'extra': json.loads(meta['extra']), 'tensors': extra_t}
 
 _CKPT_RE = re.compile(r'^ckpt-(\d+)\.safetensors$')
 
@@ -303,46 +342,6 @@ def latest_checkpoint(ckpt_dir: str | os.PathLike | None  # a directory of `ckpt
     if ckpt_dir is None or not Path(ckpt_dir).is_dir(): return None
     found = [(int(m.group(1)), p) for p in Path(ckpt_dir).iterdir() if (m := _CKPT_RE.match(p.name))]
     return max(found)[1] if found else None
-
-# %% ../nbs/00_core.ipynb #f4a4c71a
-def train_steps(model: torch.nn.Module,
-                optimizer: torch.optim.Optimizer,
-                loss_fn: Callable[[int], torch.Tensor],  # step -> scalar loss (it draws its own batch)
-                n_steps: int,  # total optimisation steps of the full run
-                ckpt_dir: str | os.PathLike | None = None,  # where checkpoints go; resumes from the latest
-                ckpt_every: int = 0,  # checkpoint period in steps (0: only at the end)
-                scheduler: Any = None,  # stepped once per optimisation step
-                max_grad_norm: float | None = 1.0,  # gradient clipping (None: off)
-                keep: int = 2,  # how many checkpoints to keep
-                stop_after: int | None = None,  # stop once this step is reached (simulates an interruption)
-                desc: str = 'train',  # progress-bar label
-                bf16: bool = False,  # compute the loss under bfloat16 autocast (mixed precision on GPUs)
-               ) -> list[float]:
-    "Run (or resume) `n_steps` steps of `loss_fn`; returns the loss history of the whole run."
-    start, losses = 0, []
-    dev_type = next(model.parameters()).device.type
-    if (last := latest_checkpoint(ckpt_dir)) is not None:
-        info = load_checkpoint(last, model, optimizer, scheduler)
-        start, losses = info['step'], info['extra'].get('losses', [])
-    model.train()
-    end = n_steps if stop_after is None else min(n_steps, stop_after)
-    bar = progress(range(start, end), desc=desc, total=end - start)
-    for step in bar:
-        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(step)
-        if not torch.isfinite(loss): raise MedbookError(f'{desc}: loss is {loss.item()} at step {step}')
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm is not None: torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-        optimizer.step()
-        if scheduler is not None: scheduler.step()
-        losses.append(float(loss.detach()))
-        done = step + 1
-        if ckpt_dir is not None and is_main_process() and ((ckpt_every and done % ckpt_every == 0) or done == end):
-            save_checkpoint(Path(ckpt_dir)/f'ckpt-{done:08d}.safetensors', model, optimizer, scheduler, done, {'losses': losses})
-            for old in sorted(Path(ckpt_dir).glob('ckpt-*.safetensors'))[:-keep]: old.unlink(missing_ok=True)
-        if done % 10 == 0: bar.set_postfix(loss=f'{losses[-1]:.4f}')
-    return losses
 
 # %% ../nbs/00_core.ipynb #74760724
 @dataclass
@@ -379,7 +378,8 @@ def data_builder(name: str, description: str = ''):
     return deco
 
 # %% ../nbs/00_core.ipynb #11a86c68
-def _version() -> str:
+def medbook_version() -> str:
+    "The installed medbook version ('unknown' in a source tree that is not installed)."
     try:
         from importlib.metadata import version
         return version('medbook')
@@ -415,12 +415,10 @@ def run_experiment(name: str,  # a registered experiment
            'metrics': list(exp.metrics), 'higher_is_better': dict(exp.higher_is_better),
            'notes': out.get('notes', ''), 'extra': out.get('extra', {}),
            'seconds': round(time.time() - t0, 2), 'peak_rss_mb': round(peak_rss_mb(), 1),
-           'versions': {'medbook': _version(), 'torch': torch.__version__, 'python': platform.python_version()},
+           'versions': {'medbook': medbook_version(), 'torch': torch.__version__, 'python': platform.python_version()},
            'device': str(get_device()), 'finished_at': time.strftime('%Y-%m-%dT%H:%M:%S')}
     if is_main_process():
-        p = Path(runs_dir)/name/'results.json'; p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f'.results.json.tmp-{os.getpid()}')
-        tmp.write_text(json.dumps(res, indent=1)); os.replace(tmp, p)
+        write_json(Path(runs_dir)/name/'results.json', res)
     return res
 
 def mean_std(v) -> str:
@@ -442,60 +440,6 @@ def results_table(res: Mapping  # a results dict as written by `run_experiment`
         label = f'**{name}**' if name == res.get('method') else name
         lines.append(f'| {label} | ' + ' | '.join(mean_std(r[c]) if c in r else '' for c in cols) + ' |')
     return '\n'.join(lines)
-
-# %% ../nbs/00_core.ipynb #193b4587
-def _breast_cancer(seed):
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import train_test_split
-    X, y = load_breast_cancer(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
-    mu, sd = Xtr.mean(0), Xtr.std(0) + 1e-8
-    f = lambda a: torch.tensor((a - mu) / sd, dtype=torch.float32)
-    return f(Xtr), torch.tensor(ytr, dtype=torch.float32), f(Xte), torch.tensor(yte, dtype=torch.float32)
-
-def _resume_run(data, seed, n_steps, ckpt_dir=None, stop_after=None, mode='full'):
-    "Train the MLP; mode 'full' resumes everything, 'weights' restarts optimiser and RNG from the weights only."
-    Xtr, ytr, _, _ = data
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(Xtr.shape[1], 32), torch.nn.Dropout(0.2), torch.nn.ReLU(), torch.nn.Linear(32, 1))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-2)
-    def loss_fn(step):
-        idx = torch.randint(0, len(Xtr), (32,))
-        return torch.nn.functional.binary_cross_entropy_with_logits(model(Xtr[idx]).squeeze(-1), ytr[idx])
-    if mode == 'weights' and (last := latest_checkpoint(ckpt_dir)) is not None:
-        # the shortcut: load weights, but fresh optimiser moments and a reseeded RNG
-        start = load_checkpoint(last, model, restore_rng=False)['step']
-        torch.manual_seed(seed + 1)
-        for old in Path(ckpt_dir).glob('ckpt-*'): old.unlink()
-        train_steps(model, opt, loss_fn, n_steps - start, desc='resume (weights only)')
-        return model
-    train_steps(model, opt, loss_fn, n_steps, ckpt_dir=ckpt_dir, ckpt_every=max(1, n_steps // 8), stop_after=stop_after, desc=f'mlp seed {seed}')
-    return model
-
-@experiment('core-resume', paper='medbook foundation',
-            description='MLP on the real Wisconsin breast-cancer data (scikit-learn), interrupted half-way and resumed',
-            claim='Resuming from a full safetensors training state reproduces the uninterrupted run exactly; restoring only the weights does not.',
-            metrics=('test_auc', 'max_abs_weight_diff'), higher_is_better={'max_abs_weight_diff': False})
-def core_resume_experiment(scale: str = 'small', seed: int = 0) -> dict:
-    "Uninterrupted vs resumed (full state) vs resumed (weights only), over 3 seeds."
-    from sklearn.metrics import roc_auc_score
-    n_steps = pick_scale(dict(tiny=20, small=400, full=2000), scale)
-    rows = {k: {'test_auc': [], 'max_abs_weight_diff': []} for k in ('uninterrupted', 'resumed (full state)', 'resumed (weights only)')}
-    for s in range(seed, seed + 3):
-        data = _breast_cancer(s)
-        with __import__('tempfile').TemporaryDirectory() as d:
-            ref = _resume_run(data, s, n_steps)
-            _resume_run(data, s, n_steps, Path(d)/'full', stop_after=n_steps // 2)
-            full = _resume_run(data, s, n_steps, Path(d)/'full')
-            _resume_run(data, s, n_steps, Path(d)/'w', stop_after=n_steps // 2)
-            wonly = _resume_run(data, s, n_steps, Path(d)/'w', mode='weights')
-        for name, m in zip(rows, (ref, full, wonly)):
-            m.eval()
-            with torch.no_grad(): p = torch.sigmoid(m(data[2]).squeeze(-1)).numpy()
-            rows[name]['test_auc'].append(float(roc_auc_score(data[3].numpy(), p)))
-            rows[name]['max_abs_weight_diff'].append(max(float((a - b).abs().max()) for a, b in zip(ref.state_dict().values(), m.state_dict().values())))
-    return {'rows': rows, 'method': 'resumed (full state)',
-            'notes': f'{n_steps} AdamW steps, batch 32, dropout 0.2; interrupted after {n_steps // 2}; 3 seeds; 70/30 stratified split.'}
 
 # %% ../nbs/00_core.ipynb #0c4e2531
 Message = dict  # {'role': 'system' | 'user' | 'assistant', 'content': str}

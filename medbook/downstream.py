@@ -8,7 +8,8 @@ from .core import *
 from .core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, progress,
                           medbook_home, config_hash, experiment)
 from .ct.io import CT_RATE_ABNORMALITIES, display_slice
-from .models.mae import ViT3D, ViT3DConfig, testbed_arrays, encode_volumes, linear_probe_auc, param_groups, warmup_cosine
+from .models.mae import ViT3D, ViT3DConfig, encode_volumes, linear_probe_auc, param_groups, warmup_cosine
+from .data.ct_testbed import testbed_arrays
 from .losses import pointing_game
 
 import copy, json, math, os, time

@@ -8,11 +8,11 @@ from .core import *
 from .core import DataError, ConfigError, cached, config_hash, pick_scale, data_builder, experiment, atomic_save_safetensors, read_safetensors
 from .data.reports import package_dir, load_reports, DEID
 
-import json, math, os, re
+import copy, json, math, os, re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['MODALITY_TOKENS', 'LM_SPECIAL', 'BPE_VERSION', 'MEDICAL_TERMS', 'ENOSE_SENSORS', 'ODOURS', 'minilm_dir',
-           'minilm_tokenizer', 'special_tokens', 'icd10_texts', 'train_bpe', 'bpe_training_texts',
+           'minilm_tokenizer', 'load_minilm', 'special_tokens', 'icd10_texts', 'train_bpe', 'bpe_training_texts',
            'build_bpe_tokenizer', 'load_bpe_tokenizer', 'pieces_table', 'tokenizer_fertility_experiment', 'patchify',
            'unpatchify', 'pad_to_patch', 'load_demo_ct', 'random_mask', 'load_demo_radiograph', 'load_ppg_csv',
            'load_heartpy_ppg', 'load_dicom_ecg', 'resample', 'frame_signal', 'n_frames', 'synth_cough', 'log_mel',
@@ -38,6 +38,21 @@ def minilm_tokenizer():
     "MiniLM's WordPiece tokenizer, loaded offline."
     from transformers import AutoTokenizer
     return AutoTokenizer.from_pretrained(str(minilm_dir()))
+
+_MINILM: dict = {}
+
+def load_minilm(path: str | os.PathLike | None = None,  # a MiniLM / BERT folder (default: the packaged MiniLM-L6, `minilm_dir()`)
+                frozen: bool = False,  # put the encoder in eval mode with gradients off
+               ) -> tuple[Any, Any]:
+    "MiniLM-L6's WordPiece tokenizer and encoder, offline: the one loader of the book (read from disk once per process; each call gets its own copy)."
+    from transformers import AutoModel, AutoTokenizer
+    path = str(path or minilm_dir())
+    if path not in _MINILM:
+        try: _MINILM[path] = (AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path))
+        except OSError as e: raise DataError(f'cannot load a MiniLM / BERT model ({e})', path) from e
+    tok, enc = _MINILM[path]
+    enc = copy.deepcopy(enc)
+    return tok, (enc.eval().requires_grad_(False) if frozen else enc)
 
 # %% ../nbs/04_tokenizers.ipynb #74e8e331
 MODALITY_TOKENS: dict[str, tuple[str, str, str]] = {  # modality -> (start, placeholder, end), Qwen2-VL / Qwen2-Audio style

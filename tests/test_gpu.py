@@ -6,17 +6,17 @@ import pytest, torch
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
 def _run(ckpt_dir, n_steps=24, stop_after=None, bf16=False):
-    from medbook.core import train_steps, get_device
+    from medbook.core import get_device
+    from medbook.train import TrainConfig, fit
     dev = get_device()
     torch.manual_seed(0); torch.cuda.manual_seed_all(0)
     model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.Dropout(0.2), torch.nn.GELU(), torch.nn.Linear(256, 8)).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     X, y = torch.randn(512, 64, device=dev), torch.randint(0, 8, (512,), device=dev)
-    def loss_fn(step):
-        idx = torch.randint(0, 512, (32,), device=dev)   # draws from the CUDA generator
+    def loss_fn(model, idx, g):   # dropout draws from the CUDA generator, which the checkpoint restores
         return torch.nn.functional.cross_entropy(model(X[idx]), y[idx])
-    losses = train_steps(model, opt, loss_fn, n_steps, ckpt_dir=ckpt_dir, ckpt_every=5, stop_after=stop_after, bf16=bf16)
-    return model, losses
+    cfg = TrainConfig(steps=n_steps, batch_size=32, lr=1e-3, ckpt_every=5, precision='bf16' if bf16 else 'fp32')
+    h = fit(model, loss_fn, torch.arange(512), cfg, ckpt_dir, stop_after=stop_after)
+    return model, h['loss']
 
 @pytest.fixture(autouse=True)
 def deterministic():

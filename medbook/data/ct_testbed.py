@@ -28,7 +28,7 @@ __all__ = ['log', 'INSERTED_TYPES', 'PREVALENCE', 'TESTBED_CONFIGS', 'LOBES', 'S
            'cardiothoracic_ratio', 'insert_pericardial_effusion', 'insert_aortic_calcification',
            'insert_coronary_calcification', 'insert_lymphadenopathy', 'insert_hiatal_hernia', 'insert_central_line',
            'write_report', 'make_patient', 'base_center', 'smooth_base', 'show_patient', 'prevalence_table',
-           'build_ct_testbed', 'ct_testbed', 'load_ct_testbed']
+           'build_ct_testbed', 'ct_testbed', 'load_ct_testbed', 'testbed_arrays']
 
 # %% ../../nbs/02_ct_testbed.ipynb #02952350
 INSERTED_TYPES = ('Lung nodule', 'Arterial wall calcification', 'Lung opacity', 'Atelectasis', 'Emphysema',
@@ -744,3 +744,24 @@ def load_ct_testbed(scale: str = 'small',  # 'tiny', 'small' or 'full'
     "The testbed's split as a `CTRateDataset` (volumes at native grid, [-1, 1]; labels, report, sentence grounding)."
     root = build_ct_testbed(scale, seed, **overrides)
     return CTRateDataset(root, split, prep=CTPreprocess(spacing=None, size=None), in_memory=in_memory)
+
+# %% ../../nbs/02_ct_testbed.ipynb
+def testbed_arrays(scale: str = 'small',  # testbed scale ('tiny', 'small', 'full')
+                   split: str = 'train',  # 'train' or 'valid'
+                   seed: int = 0,  # the testbed's seed
+                   lesions: bool = False,  # also each volume's lesion map and grounded report sentences (notebook 08)
+                  ) -> dict:
+    "A testbed split in memory: volumes (N, 1, D, H, W) float16 in [-1, 1], labels (N, 18), reports (findings + impression), names; with `lesions`, lesion maps (N, 1, D, H, W) uint8 and grounding."
+    ds = load_ct_testbed(scale, split, seed)
+    d = dict(volumes=[], labels=[], reports=[], names=[r.name for r in ds.records]) | (dict(lesions=[], grounding=[]) if lesions else {})
+    for i in progress(range(len(ds)), desc=f'loading {split}'):
+        it = ds[i]
+        d['volumes'].append(it['image'].half()); d['labels'].append(it['labels'].numpy())
+        d['reports'].append(' '.join(t for t in (it['findings'], it['impression']) if isinstance(t, str) and t.strip()))
+        if lesions:
+            if it.get('lesions') is None: raise DataError('no lesion map in the grounding file', ds.records[i].path)
+            d['lesions'].append(it['lesions'].to(torch.uint8))
+            d['grounding'].append([{k: s[k] for k in ('text', 'field', 'label', 'lesion_ids')} for s in it['grounding']])
+    d.update(volumes=torch.stack(d['volumes']), labels=np.stack(d['labels']).astype(int))
+    if lesions: d['lesions'] = torch.stack(d['lesions'])
+    return d

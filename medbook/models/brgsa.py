@@ -347,7 +347,7 @@ def brgsa_data(scale: str = 'small',  # testbed scale
                client: LLMClient | None = None,  # the summariser (default rule-based)
               ) -> dict:
     "A testbed split for BrgSA: volumes (float32), labels (N, 18), summaries (list of sentence lists)."
-    from medbook.models.mae import testbed_arrays
+    from medbook.data.ct_testbed import testbed_arrays
     d = testbed_arrays(scale, split)
     vols = d['volumes'].float()
     if pool > 1: vols = F.avg_pool3d(vols, pool)

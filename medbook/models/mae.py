@@ -5,12 +5,15 @@
 # %% ../../nbs/05_masked_modeling.ipynb #fc3fdc49
 from __future__ import annotations
 from ..core import *
-from ..core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, train_steps, dist_info,
-                          progress, medbook_home, config_hash, experiment)
+from ..core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, dist_info,
+                          progress, medbook_home, config_hash, experiment, unwrap_model)
+from ..train import TrainConfig, fit, step_generator, param_groups
+from ..data.ct_testbed import testbed_arrays
 from ..tokenizers import patchify, unpatchify, minilm_tokenizer
 from ..ct.io import CT_RATE_ABNORMALITIES
 
-import json, math, os, re, shutil, time
+import dataclasses, json, math, os, re, shutil, time
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -25,9 +28,9 @@ from monai.networks.blocks.pos_embed_utils import build_sincos_position_embeddin
 # %% auto #0
 __all__ = ['FINDING_WORDS', 'MAE_VERSION', 'MAE_CONFIGS', 'MAE_HELDOUT', 'check_vit_config', 'ViT3DConfig', 'vit_blocks', 'ViT3D',
            'save_encoder', 'load_encoder', 'random_masking', 'patch_targets', 'masked_mse', 'MAE3D', 'tokenize_reports',
-           'mask_report_words', 'ReportDecoder', 'MultiModalMAE', 'step_generator', 'setup_distributed', 'param_groups',
-           'warmup_cosine', 'pretrain', 'testbed_arrays', 'encode_volumes', 'linear_probe_auc', 'layer_features',
-           'select_probe_features', 'heldout_arrays', 'mae_checkpoint_dir', 'mae_experiment']
+           'mask_report_words', 'ReportDecoder', 'MultiModalMAE', 'mae_loss', 'pretrain', 'encode_volumes',
+           'linear_probe_auc', 'layer_features', 'select_probe_features', 'heldout_arrays', 'mae_checkpoint_dir',
+           'mae_experiment']
 
 # %% ../../nbs/05_masked_modeling.ipynb #61b5c04b
 def check_vit_config(img_size: Sequence[int],  # (D, H, W) voxels
@@ -366,103 +369,37 @@ class MultiModalMAE(nn.Module):
         return dict(out, loss=out['loss'] + self.mlm_weight * mlm, mlm_loss=mlm.detach())
 
 # %% ../../nbs/05_masked_modeling.ipynb #5d23ab70
-def step_generator(seed: int,  # the run's seed
-                   step: int,  # the optimisation step
-                   rank: int = 0,  # the process's rank
-                  ) -> torch.Generator:
-    "The generator of one step on one rank: batches and masks depend on (seed, step, rank) only."
-    return torch.Generator().manual_seed((seed * 1_000_003 + step * 1_009 + rank * 7_919) % 2**63)
-
-def setup_distributed() -> tuple[int, int]:
-    "Join torchrun's process group if launched by it (gloo on CPU, nccl on GPUs); return (rank, world size)."
-    rank, world, local = dist_info()
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
-        if backend == 'nccl': torch.cuda.set_device(local)
-        torch.distributed.init_process_group(backend)
-    return rank, world
-
-def param_groups(model: nn.Module,  # the model to optimise
-                 weight_decay: float = 0.05,  # AdamW weight decay of the weight matrices
-                ) -> list[dict]:
-    "AdamW parameter groups: no weight decay on biases, norms, positions and the mask token."
-    decay, no = [], []
-    for n, p in model.named_parameters():
-        if p.requires_grad: (no if p.ndim < 2 or 'pos' in n or 'mask_token' in n else decay).append(p)
-    return [dict(params=decay, weight_decay=weight_decay), dict(params=no, weight_decay=0.0)]
-
-def warmup_cosine(optimizer: torch.optim.Optimizer,  # the optimiser
-                  warmup: int,  # linear warm-up steps
-                  total: int,  # steps of the whole run
-                 ) -> torch.optim.lr_scheduler.LambdaLR:
-    "Linear warm-up then cosine decay to 0, as a resumable `LambdaLR`."
-    def f(s): return (s + 1) / max(1, warmup) if s < warmup else 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warmup) / max(1, total - warmup))))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+def mae_loss(model: MAE3D | MultiModalMAE,  # the model (or its DistributedDataParallel wrapper)
+             batch: dict,  # {'x': volumes} and, for MultiModalMAE, 'input_ids' and 'attention_mask'
+             g: torch.Generator,  # the step's generator: draws the hidden patches and words
+             mask_token_id: int | None = None,  # the tokenizer's [MASK] id (MultiModalMAE only)
+            ) -> dict:
+    "MAE's loss on one batch (plus masked report modeling for a MultiModalMAE): {'loss', 'mae', ['mlm']}."
+    x = batch['x'].float()
+    if 'input_ids' not in batch: return {'loss': (out := model(x, generator=g))['loss'], 'mae': out['mae_loss']}
+    ids, labels = mask_report_words({k: batch[k] for k in ('input_ids', 'attention_mask')}, mask_token_id, generator=g)
+    out = model(x, ids.to(x.device), batch['attention_mask'], labels.to(x.device), generator=g)
+    return {'loss': out['loss'], 'mae': out['mae_loss'], 'mlm': out['mlm_loss']}
 
 def pretrain(model: MAE3D | MultiModalMAE,  # what to train (already on its device)
              volumes: torch.Tensor,  # (N, C, D, H, W) training volumes (float16 is fine: batches are cast)
-             n_steps: int,  # optimisation steps of the whole run
-             batch_size: int = 8,  # volumes per step and rank
-             lr: float = 1.5e-3,  # peak learning rate
-             warmup: int = 20,  # warm-up steps
-             weight_decay: float = 0.05,  # AdamW weight decay
+             cfg: TrainConfig,  # steps, batch, lr, warm-up, betas, ... (MAE: betas (0.9, 0.95), weight decay 0.05)
              text: dict | None = None,  # `tokenize_reports` of the volumes' reports (MultiModalMAE only)
              mask_token_id: int | None = None,  # the tokenizer's [MASK] id (with `text`)
-             seed: int = 0,  # seeds batches and masks
              ckpt_dir: str | os.PathLike | None = None,  # resumable checkpoints here
-             ckpt_every: int = 0,  # checkpoint period in steps (0: at the end only)
              stop_after: int | None = None,  # stop at this step (simulates an interruption)
              desc: str = 'MAE pretraining',  # progress-bar label
             ) -> dict:
-    "Pretrain with `train_steps` (resumable); under torchrun the same call trains with DDP."
+    "Pretrain with `fit` (resumable; DDP under torchrun); returns the history ('loss', 'mae', 'mlm', ...)."
     if len(volumes) == 0: raise DataError('no training volumes')
-    if isinstance(model, MultiModalMAE) != (text is not None): raise ConfigError('text= is needed by MultiModalMAE, and only by it')
+    if isinstance(unwrap_model(model), MultiModalMAE) != (text is not None): raise ConfigError('text= is needed by MultiModalMAE, and only by it')
     if text is not None and (mask_token_id is None or len(text['input_ids']) != len(volumes)):
         raise ConfigError('with text=, give mask_token_id and one tokenized report per volume')
-    rank, world = setup_distributed()
-    dev = next(model.parameters()).device
-    net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
-    opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95))
-    sched = warmup_cosine(opt, warmup, n_steps)
-    hist = dict(mae=[], mlm=[])
-    def loss_fn(step):
-        g = step_generator(seed, step, rank)
-        idx = torch.randint(len(volumes), (batch_size,), generator=g)
-        x = volumes[idx].to(dev, torch.float32)
-        if text is None: out = net(x, generator=g)
-        else:
-            ids, labels = mask_report_words({k: v[idx] for k, v in text.items()}, mask_token_id, generator=g)
-            out = net(x, ids.to(dev), text['attention_mask'][idx].to(dev), labels.to(dev), generator=g)
-            hist['mlm'].append(float(out['mlm_loss']))
-        hist['mae'].append(float(out['mae_loss']))
-        return out['loss']
-    t0 = time.time()
-    losses = train_steps(net, opt, loss_fn, n_steps, ckpt_dir=ckpt_dir, ckpt_every=ckpt_every, scheduler=sched,
-                         stop_after=stop_after, desc=desc, bf16=dev.type == 'cuda')
-    return dict(loss=losses, mae=hist['mae'], mlm=hist['mlm'], steps_run=len(hist['mae']), seconds=time.time() - t0, world_size=world)
+    data = {'x': volumes} | ({k: text[k] for k in ('input_ids', 'attention_mask')} if text is not None else {})
+    h = fit(model, partial(mae_loss, mask_token_id=mask_token_id), data, cfg, ckpt_dir, stop_after=stop_after, desc=desc)
+    return h | {'mlm': h.get('mlm', [])}
 
 # %% ../../nbs/05_masked_modeling.ipynb #993b388b
-def testbed_arrays(scale: str = 'small',  # testbed scale ('tiny', 'small', 'full')
-                   split: str = 'train',  # 'train' or 'valid'
-                   seed: int = 0,  # the testbed's seed
-                   lesions: bool = False,  # also each volume's lesion map and grounded report sentences (notebook 08)
-                  ) -> dict:
-    "A testbed split in memory: volumes (N, 1, D, H, W) float16 in [-1, 1], labels (N, 18), reports (findings + impression), names; with `lesions`, lesion maps (N, 1, D, H, W) uint8 and grounding."
-    from medbook.data.ct_testbed import load_ct_testbed
-    ds = load_ct_testbed(scale, split, seed)
-    d = dict(volumes=[], labels=[], reports=[], names=[r.name for r in ds.records]) | (dict(lesions=[], grounding=[]) if lesions else {})
-    for i in progress(range(len(ds)), desc=f'loading {split}'):
-        it = ds[i]
-        d['volumes'].append(it['image'].half()); d['labels'].append(it['labels'].numpy())
-        d['reports'].append(' '.join(t for t in (it['findings'], it['impression']) if isinstance(t, str) and t.strip()))
-        if lesions:
-            if it.get('lesions') is None: raise DataError('no lesion map in the grounding file', ds.records[i].path)
-            d['lesions'].append(it['lesions'].to(torch.uint8))
-            d['grounding'].append([{k: s[k] for k in ('text', 'field', 'label', 'lesion_ids')} for s in it['grounding']])
-    d.update(volumes=torch.stack(d['volumes']), labels=np.stack(d['labels']).astype(int))
-    if lesions: d['lesions'] = torch.stack(d['lesions'])
-    return d
-
 @torch.no_grad()
 def encode_volumes(encoder: ViT3D,  # the frozen encoder
                    volumes: torch.Tensor,  # (N, C, D, H, W)
@@ -601,10 +538,10 @@ def mae_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
             mae = MAE3D(fresh(), **cfg['decoder'], norm_pix=m != 'MAE (pixel target)')
             model = (MultiModalMAE(mae, tok.vocab_size, **cfg['text']) if m == 'MAE + MLM' else mae).to(dev)
             tag = tags[m]
-            hist = pretrain(model, tr['volumes'], cfg['steps'], cfg['batch_size'], cfg['lr'], cfg['warmup'], seed=s,
-                            text=text if m == 'MAE + MLM' else None, mask_token_id=tok.mask_token_id if m == 'MAE + MLM' else None,
-                            ckpt_dir=mae_checkpoint_dir(tag, scale, s),
-                            ckpt_every=max(1, cfg['steps'] // 4), desc=f'{m} seed {s}')
+            tcfg = TrainConfig(steps=cfg['steps'], batch_size=cfg['batch_size'], lr=cfg['lr'], warmup=cfg['warmup'], weight_decay=0.05,
+                               betas=(0.9, 0.95), ckpt_every=max(1, cfg['steps'] // 4), seed=s, precision='bf16' if dev.type == 'cuda' else 'fp32')
+            hist = pretrain(model, tr['volumes'], tcfg, text=text if m == 'MAE + MLM' else None,
+                            mask_token_id=tok.mask_token_id if m == 'MAE + MLM' else None, ckpt_dir=mae_checkpoint_dir(tag, scale, s), desc=f'{m} seed {s}')
             extra['loss'].setdefault(m, []).append(hist['loss']); extra['steps_run'].setdefault(m, []).append(hist['steps_run'])
             extra['pretrain_seconds'].setdefault(m, []).append(round(hist['seconds'], 1))
             if m == 'MAE + MLM': extra['mlm_loss'].append(hist['mlm'])

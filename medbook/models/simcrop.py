@@ -8,7 +8,8 @@ from ..core import *
 from ..core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, train_steps, dist_info,
                           is_main_process, progress, medbook_home, config_hash, atomic_save_safetensors, read_safetensors,
                           latest_checkpoint)
-from .mae import (ViT3D, testbed_arrays, ViT3DConfig, MAE3D, ReportDecoder, MAE_CONFIGS, random_masking, patch_targets, masked_mse,
+from ..data.ct_testbed import testbed_arrays
+from .mae import (ViT3D, ViT3DConfig, MAE3D, ReportDecoder, MAE_CONFIGS, random_masking, patch_targets, masked_mse,
                                 tokenize_reports, mask_report_words, step_generator, setup_distributed, warmup_cosine,
                                 save_encoder, load_encoder)
 from ..losses import LogitScale, clip_loss, symmetric_ce, sentence_patch_alignment, word_patch_alignment, SELECTIONS

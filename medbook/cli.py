@@ -77,9 +77,7 @@ def render_report(runs_dir: str | os.PathLike = 'runs'  # the folder `medbook ru
 
 def write_report(runs_dir: str | os.PathLike = 'runs') -> Path:
     "Write `runs_dir/REPORT.md` (atomically) and return its path."
-    p = Path(runs_dir)/'REPORT.md'; p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f'.REPORT.md.tmp-{os.getpid()}'); tmp.write_text(render_report(runs_dir)); os.replace(tmp, p)
-    return p
+    return atomic_write(Path(runs_dir)/'REPORT.md', render_report(runs_dir))
 
 # %% ../nbs/90_cli.ipynb #18a97966
 app = typer.Typer(help='medbook: ten medical multimodal-AI systems in miniature.', add_completion=False,

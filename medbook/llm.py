@@ -6,7 +6,8 @@
 from __future__ import annotations
 from .core import *
 from .core import (DataError, ConfigError, MedbookError, LLMClient, Message, check_conversation, cached, config_hash,
-                          pick_scale, seed_everything, get_device, progress, train_steps, medbook_home, data_builder, experiment)
+                          pick_scale, seed_everything, get_device, progress, medbook_home, data_builder, experiment)
+from .train import TrainConfig, fit
 
 import hashlib, http.client, json, math, os, shutil, socket, threading, time, urllib.error, urllib.parse, urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -549,7 +550,7 @@ def pretrain_small_lm(tokenizer,  # the domain BPE tokenizer
                       stop_after: int | None = None,  # stop at this step, checkpointed (simulates an interruption)
                      ) -> tuple[Any, list[float]]:
     "Pretrain the small Llama on `train`; returns (model on CPU, loss history)."
-    from transformers import LlamaForCausalLM, get_cosine_schedule_with_warmup, GenerationConfig
+    from transformers import LlamaForCausalLM, GenerationConfig
     c = pick_scale(_LM_CFG, scale)
     n_steps = steps or c['steps']
     dev = device if isinstance(device, torch.device) else get_device(device)
@@ -557,20 +558,17 @@ def pretrain_small_lm(tokenizer,  # the domain BPE tokenizer
     model = LlamaForCausalLM(small_lm_config(tokenizer, scale)).to(dev)
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     if len(train) <= c['seq'] + 1: raise DataError(f'training stream of {len(train)} tokens is shorter than one window of {c["seq"]}')
-    opt = torch.optim.AdamW(model.parameters(), lr=c['lr'], betas=(0.9, 0.95), weight_decay=0.1)
-    sched = get_cosine_schedule_with_warmup(opt, min(c['warmup'], n_steps // 5), n_steps)
     offs = torch.arange(c['seq'])
-    def loss_fn(step):
+    def windows(step, _):   # `batch` random windows of the token stream, drawn from a generator of (seed, step)
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        start = torch.randint(0, len(train) - c['seq'], (c['batch'],), generator=g)
-        x = train[start[:, None] + offs].long().to(dev)
-        return model(input_ids=x, labels=x).loss
-    threads = torch.get_num_threads()
-    if c['threads'] and dev.type == 'cpu': torch.set_num_threads(c['threads'])   # a 0.2M model's matmuls are too small to split
-    try: losses = train_steps(model, opt, loss_fn, n_steps, scheduler=sched, ckpt_dir=ckpt_dir, ckpt_every=max(1, n_steps // 5),
-                              stop_after=stop_after, desc=f'small-lm {scale} seed {seed}', bf16=dev.type == 'cuda')
-    finally: torch.set_num_threads(threads)
-    return model.cpu().eval(), losses
+        return train[torch.randint(0, len(train) - c['seq'], (c['batch'],), generator=g)[:, None] + offs].long()
+    # AdamW on every weight (decay 0.1, betas 0.9 / 0.95), transformers' cosine schedule (its warm-up starts at lr 0)
+    cfg = TrainConfig(steps=n_steps, lr=c['lr'], warmup=min(c['warmup'], n_steps // 5), warmup_from_zero=True, betas=(0.9, 0.95),
+                      weight_decay=0.1, ckpt_every=max(1, n_steps // 5), seed=seed, precision='bf16' if dev.type == 'cuda' else 'fp32',
+                      threads=c['threads'] if c['threads'] and dev.type == 'cpu' else None)   # a 0.2M model's matmuls are too small to split
+    h = fit(model, lambda m, x, g: m(input_ids=x, labels=x).loss, windows, cfg, ckpt_dir, groups=[dict(params=list(model.parameters()))],
+            stop_after=stop_after, desc=f'small-lm {scale} seed {seed}')
+    return model.cpu().eval(), h['loss']
 
 # %% ../nbs/11_llm.ipynb #a9becb6a
 def with_bos(tokenizer):

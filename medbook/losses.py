@@ -5,7 +5,8 @@
 # %% ../nbs/06_alignment.ipynb #dea8223c
 from __future__ import annotations
 from .core import *
-from .core import ConfigError, experiment, pick_scale, progress
+from .core import ConfigError, experiment, pick_scale, progress, check_ndim
+from .train import TrainConfig, fit, torch_threads
 
 import itertools, math
 from contextlib import contextmanager
@@ -18,30 +19,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SELECTIONS', 'check_ndim', 'torch_threads', 'LogitScale', 'clip_logits', 'symmetric_ce', 'clip_loss', 'InfoNCE',
-           'sparsemax', 'Alignment', 'check_tokens', 'select_patches', 'sentence_patch_alignment', 'pointing_game',
-           'PlantedPatches', 'train_planted', 'planted_grounding_experiment', 'word_patch_alignment',
-           'centroid_distance', 'modality_classifier_accuracy', 'plot_modality_gap']
+__all__ = ['SELECTIONS', 'LogitScale', 'clip_logits', 'symmetric_ce', 'clip_loss', 'InfoNCE', 'sparsemax', 'Alignment',
+           'check_tokens', 'select_patches', 'sentence_patch_alignment', 'pointing_game', 'PlantedPatches',
+           'train_planted', 'planted_grounding_experiment', 'word_patch_alignment', 'centroid_distance',
+           'modality_classifier_accuracy', 'plot_modality_gap']
 
 # %% ../nbs/06_alignment.ipynb #cb0dca46
 def _shape(x) -> tuple: return tuple(x.shape)
-
-def check_ndim(x: torch.Tensor,  # the tensor to check
-               ndim: int,  # the number of dimensions it must have
-               name: str,  # its argument name, for the message
-               what: str = ''):  # the expected layout, e.g. '(B, N, d)'
-    "Raise `ValueError` naming `name` and its shape unless `x` is a tensor with `ndim` dimensions and finite values."
-    if not torch.is_tensor(x): raise ValueError(f'{name} must be a torch.Tensor {what}, got {type(x).__name__}')
-    if x.ndim != ndim: raise ValueError(f'{name} must have {ndim} dimensions {what}, got shape {_shape(x)}')
-    if x.is_floating_point() and not torch.isfinite(x).all(): raise ValueError(f'{name} of shape {_shape(x)} contains NaN or inf')
-    return x
-
-@contextmanager
-def torch_threads(n: int):  # torch intra-op threads inside the block
-    "Run the block with `n` torch threads (tiny tensors run faster on one thread than on busy shared cores)."
-    old = torch.get_num_threads(); torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
 
 # %% ../nbs/06_alignment.ipynb #07c6a719
 class LogitScale(nn.Module):
@@ -275,21 +259,24 @@ def train_planted(select: str = 'topk',  # the selection trained with ('topk', '
     torch.manual_seed(seed)
     world, g = PlantedPatches(seed=seed), torch.Generator().manual_seed(seed + 1)
     P, S, M, PM = world.sample(n_eval, g, **sample_kw)
-    pv, pt, ls = nn.Linear(P.shape[-1], d), nn.Linear(S.shape[-1], d), LogitScale()
-    opt = torch.optim.Adam([*pv.parameters(), *pt.parameters(), *ls.parameters()], lr=lr)
+    net = nn.ModuleDict(dict(img=nn.Linear(P.shape[-1], d), txt=nn.Linear(S.shape[-1], d), scale=LogitScale()))
     def evaluate():
         with torch.no_grad():
-            a = sentence_patch_alignment(pv(P), pt(S), M, ls, select='topk', k=k)
+            a = sentence_patch_alignment(net['img'](P), net['txt'](S), M, net['scale'], select='topk', k=k)
             return pointing_game(a.indices, PM, M), float(a.loss)
-    (pg0, _), losses = evaluate(), []
-    with torch_threads(1):
-        for _ in progress(range(steps), desc=f'planted {select}'):
-            p, s, m, _ = world.sample(batch, g, **sample_kw)
-            loss = sentence_patch_alignment(pv(p), pt(s), m, ls, select=select, k=k).loss
-            opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
+    # the training batches continue the held-out set's random stream: keep the stream's state before each batch
+    states = []
+    for _ in range(steps): states.append(g.get_state()); world.sample(batch, g, **sample_kw)
+    data = lambda step, _: world.sample(batch, torch.Generator().set_state(states[step]), **sample_kw)
+    def loss_fn(m, b, _):
+        p, s, mask, _ = b
+        return sentence_patch_alignment(m['img'](p), m['txt'](s), mask, m['scale'], select=select, k=k).loss
+    pg0, _ = evaluate()
+    cfg = TrainConfig(steps=steps, lr=lr, betas=(0.9, 0.999), weight_decay=0.0, grad_clip=None, schedule='constant', seed=seed, threads=1)
+    h = fit(net, loss_fn, data, cfg, desc=f'planted {select}')   # AdamW without weight decay = Adam
     pg1, eval_loss = evaluate()
-    return dict(pointing_before=pg0, pointing_after=pg1, eval_loss=eval_loss, losses=losses,
-                temperature=ls.temperature, proj_img=pv, proj_txt=pt, data=(P, S, M, PM))
+    return dict(pointing_before=pg0, pointing_after=pg1, eval_loss=eval_loss, losses=h['loss'],
+                temperature=net['scale'].temperature, proj_img=net['img'], proj_txt=net['txt'], data=(P, S, M, PM))
 
 # %% ../nbs/06_alignment.ipynb #f6361f1a
 @experiment('alignment-planted-grounding', paper='SimCroP (similarity-driven alignment)',

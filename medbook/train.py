@@ -81,12 +81,12 @@ def lr_factor(step: int,  # optimisation steps taken so far
               warmup: int,  # linear warm-up steps
               total: int,  # steps of the whole run
               schedule: str = 'cosine',  # 'cosine', 'linear' or 'constant' after the warm-up
+              from_zero: bool = False,  # warm up from 0 (`step / warmup`, transformers' convention) instead of from `1 / warmup`
              ) -> float:
     "The learning-rate multiplier at `step`: linear warm-up to 1, then cosine / linear decay to 0, or constant."
-    if step < warmup: return (step + 1) / max(1, warmup)
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    if schedule == 'cosine': return 0.5 * (1 + math.cos(math.pi * t))
-    if schedule == 'linear': return 1.0 - t
+    if step < warmup: return (step if from_zero else step + 1) / max(1, warmup)
+    if schedule == 'cosine': return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    if schedule == 'linear': return max(0.0, (total - step) / max(1, total - warmup))
     if schedule == 'constant': return 1.0
     raise ConfigError(f'schedule must be one of {SCHEDULES}, got {schedule!r}')
 
@@ -94,10 +94,11 @@ def lr_schedule(optimizer: torch.optim.Optimizer,  # the optimiser
                 warmup: int,  # linear warm-up steps
                 total: int,  # steps of the whole run
                 schedule: str = 'cosine',  # see `lr_factor`
+                from_zero: bool = False,  # see `lr_factor`
                ) -> torch.optim.lr_scheduler.LambdaLR:
     "`lr_factor` as a resumable `LambdaLR`."
-    lr_factor(0, warmup, total, schedule)   # fails early on a bad name
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total, schedule))
+    lr_factor(total, warmup, total, schedule)   # fails early on a bad name
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total, schedule, from_zero))
 
 # %% ../nbs/00a_train.ipynb #bdd1d0f5
 PRECISIONS = ('fp32', 'bf16')
@@ -105,7 +106,7 @@ PRECISIONS = ('fp32', 'bf16')
 @dataclass(frozen=True)
 class TrainConfig:
     "How a run trains: steps, batch, optimiser, schedule, checkpoints, seed, precision and threads."
-    steps: int = 100  # optimisation steps of the whole run
+    steps: int = 100  # optimisation steps of the whole run (0: no training, e.g. an untrained baseline)
     batch_size: int = 8  # examples per step and process
     lr: float = 1e-3  # peak learning rate
     warmup: int | float = 0  # warm-up steps (a float in (0, 1): that fraction of `steps`)
@@ -113,6 +114,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW's moment decay rates (MAE uses (0.9, 0.95))
     grad_clip: float | None = 1.0  # clip the global gradient norm to this (None: off)
     schedule: str = 'cosine'  # 'cosine', 'linear' or 'constant' after the warm-up
+    warmup_from_zero: bool = False  # the first warm-up step at lr 0, as transformers' schedules do (default: at lr / warmup)
     ckpt_every: int = 0  # checkpoint period in steps (0: only at the end; only with a `ckpt_dir`)
     keep: int = 2  # checkpoints kept on disk
     eval_every: int = 0  # steps between calls of `fit`'s `evaluate` (0: only at the end)
@@ -122,7 +124,7 @@ class TrainConfig:
 
     def __post_init__(self):
         bad = [f'{k} must be >= {lo}, got {getattr(self, k)}' for k, lo in
-               (('steps', 1), ('batch_size', 1), ('ckpt_every', 0), ('keep', 1), ('eval_every', 0), ('weight_decay', 0.0))
+               (('steps', 0), ('batch_size', 1), ('ckpt_every', 0), ('keep', 1), ('eval_every', 0), ('weight_decay', 0.0))
                if getattr(self, k) < lo]
         if not self.lr > 0: bad.append(f'lr must be > 0, got {self.lr}')
         if self.warmup < 0 or (isinstance(self.warmup, float) and self.warmup >= 1): bad.append(f'warmup must be >= 0 steps or a fraction in [0, 1), got {self.warmup}')
@@ -194,7 +196,7 @@ def log_terms(hist: dict, out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor): out = {'loss': out}
     if not isinstance(out, Mapping) or 'loss' not in out: raise ConfigError("loss_fn must return a tensor or a dict with a 'loss' entry")
     for k, v in out.items():
-        if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1): hist.setdefault(k, []).append(float(v))
+        if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1): hist.setdefault(k, []).append(float(v.detach() if isinstance(v, torch.Tensor) else v))
     return out['loss']
 
 def _checkpoint_config(cfg: TrainConfig) -> dict:
@@ -239,8 +241,9 @@ def fit(model: nn.Module,  # what to train (already on its device)
     dev = next(model.parameters()).device
     net = model if world == 1 else nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
     opt = make_optimizer(model, cfg, groups)
-    sched = lr_schedule(opt, cfg.warmup_steps, cfg.steps, cfg.schedule)
+    sched = lr_schedule(opt, cfg.warmup_steps, cfg.steps, cfg.schedule, cfg.warmup_from_zero)
     start, hist, bst = resume_state(ckpt_dir, model, opt, sched, cfg)
+    hist.setdefault('loss', [])
     end, t0 = cfg.steps if stop_after is None else min(cfg.steps, stop_after), time.time()
     amp = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=cfg.precision == 'bf16')
     with torch_threads(cfg.threads):
@@ -262,7 +265,6 @@ def fit(model: nn.Module,  # what to train (already on its device)
                 save_state(ckpt_dir, model, opt, sched, done, hist, bst, cfg)
             if done % 10 == 0: bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
     if best and end == cfg.steps and bst.get('state') is not None: model.load_state_dict(bst['state'])
-    model.eval()
     return dict(hist, best_step=bst.get('step'), steps_run=end - start, seconds=time.time() - t0, world_size=world)
 
 # %% ../nbs/00a_train.ipynb #4a93b777

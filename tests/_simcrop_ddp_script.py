@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from medbook.core import atomic_save_safetensors, dist_info
 from medbook.models.simcrop import SimCroP, simcrop_config, pretrain_simcrop
+from medbook.train import TrainConfig
 
 out = Path(sys.argv[1]); rank, world, _ = dist_info()
 torch.manual_seed(100 + rank)                      # different init per rank
@@ -20,7 +21,7 @@ reports = [f'There is a {i + 3}-mm nodule in the {lobe} lobe. No pleural effusio
            for i, lobe in enumerate(['left upper', 'left lower', 'right upper', 'right middle'] * 2)]
 model = SimCroP(cfg)
 init = {k: v.clone() for k, v in model.state_dict().items()}
-h = pretrain_simcrop(model, vols, reports, 3, batch_size=2, lr=1e-2, warmup=1, seed=0, desc='ddp simcrop')
+h = pretrain_simcrop(model, vols, reports, TrainConfig(steps=3, batch_size=2, lr=1e-2, warmup=1, weight_decay=0.05, betas=(0.9, 0.95)), desc='ddp simcrop')
 moved = max((a - b).abs().max().item() for a, b in zip(init.values(), model.state_dict().values()))
 atomic_save_safetensors(model.state_dict(), out/f'rank{rank}.safetensors')
 (out/f'rank{rank}.json').write_text(json.dumps(dict(world=world, world_seen=h['world_size'], loss=h['loss'], terms=list(model.terms),

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 import pytest, torch
+from medbook.train import TrainConfig
 from medbook.core import ConfigError, DataError
 from medbook.models.mae import load_encoder
 from medbook.models.simcrop import (LOSS_TERMS, SIMCROP_VARIANTS, SimCroP, load_simcrop, pretrain_simcrop, report_sentences,
@@ -21,7 +22,8 @@ def vols(): return torch.rand(6, 1, 16, 32, 32, generator=torch.Generator().manu
 def _run(vols, ckpt_dir=None, stop_after=None, variant='SimCroP'):
     cfg = _cfg(variant)
     torch.manual_seed(0); m = SimCroP(cfg)
-    h = pretrain_simcrop(m, vols, REPORTS, cfg['steps'], cfg['batch_size'], 1e-2, 1, seed=3, ckpt_dir=ckpt_dir, ckpt_every=1, stop_after=stop_after)
+    tc = TrainConfig(steps=cfg['steps'], batch_size=cfg['batch_size'], lr=1e-2, warmup=1, weight_decay=0.05, betas=(0.9, 0.95), seed=3, ckpt_every=1)
+    h = pretrain_simcrop(m, vols, REPORTS, tc, ckpt_dir=ckpt_dir, stop_after=stop_after)
     return m, h
 
 def test_contract_shapes(vols):
@@ -52,8 +54,8 @@ def test_errors(vols):
     with pytest.raises(DataError, match='ViT3D expects volumes of shape'): m(torch.zeros(2, 1, 8, 8, 8), REPORTS[:2])
     with pytest.raises(DataError, match='list of texts'): m.embed_text('one string')
     with pytest.raises(DataError, match='at least 2 volumes'): m(vols[:1], REPORTS[:1])
-    with pytest.raises(DataError, match='row 2: report has no sentence'): pretrain_simcrop(m, vols[:3], REPORTS[:2] + [''], 2)
-    with pytest.raises(ConfigError, match='nothing to pretrain'): pretrain_simcrop(SimCroP(_cfg('random init')), vols, REPORTS, 2)
+    with pytest.raises(DataError, match='row 2: report has no sentence'): pretrain_simcrop(m, vols[:3], REPORTS[:2] + [''], TrainConfig(steps=2))
+    with pytest.raises(ConfigError, match='nothing to pretrain'): pretrain_simcrop(SimCroP(_cfg('random init')), vols, REPORTS, TrainConfig(steps=2))
     with pytest.raises(ConfigError, match='unknown SimCroP variant'): simcrop_config('tiny', 'CLIP')
     with pytest.raises(ConfigError, match='unknown scale'): simcrop_config('huge')
     with pytest.raises(ConfigError, match='top-k'): _cfg(k=5)

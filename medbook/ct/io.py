@@ -101,9 +101,7 @@ def save_nifti(vol: CTVolume | np.ndarray,  # a volume, or voxels (then pass `af
     if dtype is not None: a = np.round(a).astype(dtype) if np.dtype(dtype).kind in 'iu' and a.dtype.kind == 'f' else a.astype(dtype)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     img = nib.Nifti1Image(a, aff); img.header.set_xyzt_units('mm'); img.header.set_qform(aff, 1); img.header.set_sform(aff, 1)
-    tmp = path.with_name(f'.tmp-{os.getpid()}-{path.name}')
-    try: nib.save(img, str(tmp)); os.replace(tmp, path)
-    except BaseException: tmp.unlink(missing_ok=True); raise
+    with atomic_file(path) as tmp: nib.save(img, str(tmp))   # the temporary keeps `.nii.gz`: nibabel picks the format by suffix
     return path
 
 # %% ../../nbs/01_ct_io.ipynb #2feb0cb1

@@ -745,7 +745,7 @@ def load_ct_testbed(scale: str = 'small',  # 'tiny', 'small' or 'full'
     root = build_ct_testbed(scale, seed, **overrides)
     return CTRateDataset(root, split, prep=CTPreprocess(spacing=None, size=None), in_memory=in_memory)
 
-# %% ../../nbs/02_ct_testbed.ipynb
+# %% ../../nbs/02_ct_testbed.ipynb #f21d9426
 def testbed_arrays(scale: str = 'small',  # testbed scale ('tiny', 'small', 'full')
                    split: str = 'train',  # 'train' or 'valid'
                    seed: int = 0,  # the testbed's seed

@@ -6,8 +6,10 @@
 from __future__ import annotations
 from ..core import *
 from ..core import (DataError, ConfigError, LLMClient, FunctionClient, experiment, pick_scale, seed_everything,
-                          get_device, train_steps, progress)
-from ..losses import clip_loss, check_ndim, centroid_distance, modality_classifier_accuracy, plot_modality_gap
+                          get_device, progress, check_ndim)
+from ..train import TrainConfig, fit
+from ..tokenizers import load_minilm
+from ..losses import clip_loss, centroid_distance, modality_classifier_accuracy, plot_modality_gap
 from ..ct.io import CT_RATE_ABNORMALITIES
 
 import math, re, time
@@ -213,12 +215,7 @@ class FrozenTextEncoder:
                  path: str | Path | None = None,  # a sentence-transformers BERT folder; default: the packaged MiniLM-L6
                  max_len: int = 128,  # tokens kept per text
                  batch_size: int = 64):  # texts per forward pass
-        from medbook.tokenizers import minilm_dir
-        from transformers import AutoModel, AutoTokenizer
-        path = Path(path) if path is not None else minilm_dir()
-        try: self.tok, self.model = AutoTokenizer.from_pretrained(str(path)), AutoModel.from_pretrained(str(path)).eval()
-        except OSError as e: raise DataError(f'cannot load a text encoder ({e})', path) from e
-        for p in self.model.parameters(): p.requires_grad_(False)
+        self.tok, self.model = load_minilm(path, frozen=True)   # the one MiniLM loader (notebook 04)
         self.max_len, self.batch_size, self.cache = max_len, batch_size, {}
         self.dim = self.model.config.hidden_size
 
@@ -382,7 +379,7 @@ def train_brgsa(train: dict,  # from `brgsa_data`
                 use_bank: bool = True,  # BrgSA (True) or the CLIP baseline (False)
                 seed: int = 0,  # seeds the initialisation, the batches and the summary sampling
                 device: str | torch.device | None = None,  # default `get_device()`
-                ckpt_dir: str | Path | None = None,  # resumable checkpoints (`train_steps`)
+                ckpt_dir: str | Path | None = None,  # resumable checkpoints (`medbook.train.fit`)
                ) -> tuple[BrgSAModel, list[float]]:
     "Train a CTDualEncoder with BrgSA's loss (or CLIP's) on volume-summary pairs; returns the model and the loss history."
     dev = torch.device(device) if device is not None else get_device()
@@ -390,17 +387,25 @@ def train_brgsa(train: dict,  # from `brgsa_data`
     enc = CTDualEncoder(cfg['dim'], cfg['channels'], pool=1, norm=cfg.get('norm', 'BATCH'))
     torch.manual_seed(seed + 10_000)   # the bank's init draws after the encoder's: the encoder is identical with and without it
     model = BrgSAModel(enc, cfg['dim'], cfg['n_slots'], use_bank=use_bank).to(dev)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg['lr'], weight_decay=cfg.get('weight_decay', 0.05))
-    g, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
-    vols, summ = train['volumes'], train['summaries']
-    def loss_fn(step):
+    vols, summ, aug = train['volumes'], train['summaries'], cfg.get('augment', True)
+    # The batches, summary sentences and augmentations all come from one generator and one NumPy stream, drawn in this
+    # order step after step; drawing the schedule up front (with the generator's state before each augmentation) makes
+    # every step a pure function of its index, so a resumed run sees exactly the batches of an uninterrupted one.
+    g, rng, plan = torch.Generator().manual_seed(seed), np.random.default_rng(seed), []
+    for _ in range(cfg['steps']):
         idx = torch.randperm(len(vols), generator=g)[:cfg['batch_size']]
         texts = [sample_summary(summ[i], 5, rng) for i in idx.tolist()]
-        x = augment_volumes(vols[idx], g) if cfg.get('augment', True) else vols[idx]
-        return model(x.to(dev), texts)['loss']
-    losses = train_steps(model, opt, loss_fn, cfg['steps'], ckpt_dir=ckpt_dir, ckpt_every=max(1, cfg['steps'] // 4) if ckpt_dir else 0,
-                         max_grad_norm=1.0, desc=f'{"BrgSA" if use_bank else "CLIP"} seed {seed}')
-    return model.eval(), losses
+        plan.append((idx, texts, g.get_state()))
+        if aug: augment_volumes(vols[idx], g)
+    def loss_fn(m, step, _):
+        idx, texts, state = plan[step]
+        x = augment_volumes(vols[idx], torch.Generator().set_state(state)) if aug else vols[idx]
+        return m(x.to(dev), texts)['loss']
+    tcfg = TrainConfig(steps=cfg['steps'], lr=cfg['lr'], weight_decay=cfg.get('weight_decay', 0.05), schedule='constant', seed=seed,
+                       ckpt_every=max(1, cfg['steps'] // 4) if ckpt_dir else 0)
+    h = fit(model, loss_fn, lambda step, _: step, tcfg, ckpt_dir, groups=[dict(params=[p for p in model.parameters() if p.requires_grad])],
+            desc=f'{"BrgSA" if use_bank else "CLIP"} seed {seed}')
+    return model.eval(), h['loss']
 
 def gap_projection(a: torch.Tensor,  # (n, d) one modality
                    b: torch.Tensor,  # (m, d) the other

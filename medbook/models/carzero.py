@@ -6,8 +6,9 @@
 from __future__ import annotations
 from ..core import *
 from ..core import (DataError, ConfigError, LLMClient, FunctionClient, experiment, data_builder, cached, pick_scale,
-                          seed_everything, get_device, train_steps, progress)
-from ..losses import symmetric_ce, clip_loss, check_ndim, LogitScale
+                          seed_everything, get_device, progress, check_ndim)
+from ..train import TrainConfig, fit
+from ..losses import symmetric_ce, clip_loss, LogitScale
 from ..ct.io import CT_RATE_ABNORMALITIES
 from .brgsa import (FINDING_PATTERNS, NO_FINDING, split_report, find_finding, finding_sentence, text_encoder,
                                   FrozenTextEncoder)
@@ -423,16 +424,22 @@ def train_carzero(train: dict,  # from `carzero_data`
     kw = {k: cfg[k] for k in ('dim', 'img_channels', 'layers', 'heads', 'ffn', 'head_widths')}
     seed_everything(seed)   # the encoders are built first: identical initial encoders for both kinds at a seed
     model = (CARZero if kind == 'carzero' else CLIPDual)(**kw).to(dev)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg['lr'], weight_decay=0.05)
-    g, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     imgs, sents = train['images'], train['sentences'][aligned]
-    def loss_fn(step):
+    # batches, sentences and augmentations drawn up front from the seeded streams, in the order a step draws them
+    # (the generator's state kept before each augmentation): every step is a pure function of its index, so resuming is exact
+    g, rng, plan = torch.Generator().manual_seed(seed), np.random.default_rng(seed), []
+    for _ in range(cfg['steps']):
         idx = torch.randperm(len(imgs), generator=g)[:cfg['batch_size']]
         texts = [sents[i][rng.integers(len(sents[i]))] for i in idx.tolist()]
-        return model(augment_images(imgs[idx], g).to(dev), texts)['loss']
-    losses = train_steps(model, opt, loss_fn, cfg['steps'], ckpt_dir=ckpt_dir, ckpt_every=max(1, cfg['steps'] // 4) if ckpt_dir else 0,
-                         desc=f'{kind}{" + PA" if aligned else ""} seed {seed}')
-    return model.eval(), losses
+        plan.append((idx, texts, g.get_state())); augment_images(imgs[idx], g)
+    def loss_fn(m, step, _):
+        idx, texts, state = plan[step]
+        return m(augment_images(imgs[idx], torch.Generator().set_state(state)).to(dev), texts)['loss']
+    tcfg = TrainConfig(steps=cfg['steps'], lr=cfg['lr'], weight_decay=0.05, schedule='constant', seed=seed,
+                       ckpt_every=max(1, cfg['steps'] // 4) if ckpt_dir else 0)
+    h = fit(model, loss_fn, lambda step, _: step, tcfg, ckpt_dir, groups=[dict(params=[p for p in model.parameters() if p.requires_grad])],
+            desc=f'{kind}{" + PA" if aligned else ""} seed {seed}')
+    return model.eval(), h['loss']
 
 def zero_shot_auc(model: nn.Module,  # CARZero or CLIPDual
                   test: dict,  # from `carzero_data`

@@ -370,14 +370,14 @@ class MultiModalMAE(nn.Module):
 
 # %% ../../nbs/05_masked_modeling.ipynb #5d23ab70
 def mae_loss(model: MAE3D | MultiModalMAE,  # the model (or its DistributedDataParallel wrapper)
-             batch: dict,  # {'x': volumes} and, for MultiModalMAE, 'input_ids' and 'attention_mask'
+             batch: dict,  # {'x': volumes} and, for MultiModalMAE, the rows of `tokenize_reports`
              g: torch.Generator,  # the step's generator: draws the hidden patches and words
              mask_token_id: int | None = None,  # the tokenizer's [MASK] id (MultiModalMAE only)
             ) -> dict:
     "MAE's loss on one batch (plus masked report modeling for a MultiModalMAE): {'loss', 'mae', ['mlm']}."
     x = batch['x'].float()
     if 'input_ids' not in batch: return {'loss': (out := model(x, generator=g))['loss'], 'mae': out['mae_loss']}
-    ids, labels = mask_report_words({k: batch[k] for k in ('input_ids', 'attention_mask')}, mask_token_id, generator=g)
+    ids, labels = mask_report_words({k: v for k, v in batch.items() if k != 'x'}, mask_token_id, generator=g)
     out = model(x, ids.to(x.device), batch['attention_mask'], labels.to(x.device), generator=g)
     return {'loss': out['loss'], 'mae': out['mae_loss'], 'mlm': out['mlm_loss']}
 
@@ -395,7 +395,7 @@ def pretrain(model: MAE3D | MultiModalMAE,  # what to train (already on its devi
     if isinstance(unwrap_model(model), MultiModalMAE) != (text is not None): raise ConfigError('text= is needed by MultiModalMAE, and only by it')
     if text is not None and (mask_token_id is None or len(text['input_ids']) != len(volumes)):
         raise ConfigError('with text=, give mask_token_id and one tokenized report per volume')
-    data = {'x': volumes} | ({k: text[k] for k in ('input_ids', 'attention_mask')} if text is not None else {})
+    data = {'x': volumes} | dict(text or {})
     h = fit(model, partial(mae_loss, mask_token_id=mask_token_id), data, cfg, ckpt_dir, stop_after=stop_after, desc=desc)
     return h | {'mlm': h.get('mlm', [])}
 

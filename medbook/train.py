@@ -17,8 +17,8 @@ import torch.nn as nn
 # %% auto #0
 __all__ = ['SCHEDULES', 'PRECISIONS', 'RESUME_CONFIGS', 'torch_threads', 'step_generator', 'setup_distributed', 'no_decay',
            'param_groups', 'lr_factor', 'lr_schedule', 'TrainConfig', 'data_length', 'take_rows', 'sample_batch',
-           'to_device', 'make_optimizer', 'log_terms', 'resume_state', 'save_state', 'fit', 'breast_cancer_split',
-           'resume_run', 'core_resume_experiment']
+           'to_device', 'make_optimizer', 'log_terms', 'resume_state', 'save_state', 'fit', 'PretrainedMixin',
+           'breast_cancer_split', 'resume_run', 'core_resume_experiment']
 
 # %% ../nbs/00a_train.ipynb #c7eff745
 @contextlib.contextmanager
@@ -266,6 +266,34 @@ def fit(model: nn.Module,  # what to train (already on its device)
             if done % 10 == 0: bar.set_postfix(loss=f"{hist['loss'][-1]:.4f}")
     if best and end == cfg.steps and bst.get('state') is not None: model.load_state_dict(bst['state'])
     return dict(hist, best_step=bst.get('step'), steps_run=end - start, seconds=time.time() - t0, world_size=world)
+
+# %% ../nbs/00a_train.ipynb #35c420ca
+class PretrainedMixin:
+    "`save_pretrained` / `from_pretrained` for an `nn.Module` built as `cls(config)` from a `PretrainedConfig` subclass (`config_class`)."
+    config_class: type = None  # the model's `PretrainedConfig` subclass
+
+    def save_pretrained(self, path: str | os.PathLike  # destination folder (replaced if it exists)
+                       ) -> Path:
+        "Write `config.json` and `model.safetensors` into `path`, atomically."
+        with atomic_dir(path) as tmp:
+            self.config.save_pretrained(str(tmp))
+            atomic_save_safetensors(self.state_dict(), tmp/'model.safetensors', {'format': 'pt', 'medbook_class': type(self).__name__})
+        return Path(path)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike,  # a folder written by `save_pretrained`
+                        **kwargs):  # passed to the constructor after the config
+        "The saved model, in eval mode: built from its config, then its weights loaded (all of them, exactly)."
+        path = Path(path)
+        for f in ('config.json', 'model.safetensors'):
+            if not (path/f).is_file(): raise DataError(f'{f} not found: not a saved {cls.__name__} folder', path)
+        try: config = cls.config_class.from_pretrained(str(path))
+        except Exception as e: raise DataError(f'unreadable {cls.__name__} config: {e}', path/'config.json') from e
+        model = cls(config, **kwargs)
+        sd, _ = read_safetensors(path/'model.safetensors')
+        try: model.load_state_dict(sd)
+        except RuntimeError as e: raise DataError(f'weights do not fit the config: {str(e)[:300]}', path/'model.safetensors') from e
+        return model.eval()
 
 # %% ../nbs/00a_train.ipynb #4a93b777
 def breast_cancer_split(seed: int = 0  # seeds the stratified 70/30 split

@@ -111,3 +111,13 @@ def test_augment_keeps_shape_and_is_seeded():
 
 def test_configs_cover_every_scale():
     assert set(BRGSA_CONFIGS) == {'tiny', 'small', 'full'}
+
+
+def test_brgsa_model_round_trip(tmp_path):
+    "BrgSAModel saves as config.json + model.safetensors and loads back with identical weights and bridged embeddings."
+    from medbook.models.brgsa import BrgSAModel
+    torch.manual_seed(0); m = BrgSAModel(dim=16, channels=(4, 8), n_slots=32).eval()
+    m.save_pretrained(tmp_path/'b'); back = BrgSAModel.from_pretrained(tmp_path/'b')
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), back.state_dict().values()))
+    vol = torch.randn(2, 1, 16, 16, 16)
+    assert torch.allclose(back.embed(vol, ['a', 'b'])['v_hat'], m.embed(vol, ['a', 'b'])['v_hat'])

@@ -101,14 +101,14 @@ def test_loss_against_hand_computation():
 
 def test_carzero_directions_and_inference():
     torch.manual_seed(0)
-    m = CARZero(16, (4, 8), layers=1, heads=2, ffn=32, head_widths=(16,)).eval()
+    m = CARZero(dim=16, img_channels=(4, 8), layers=1, heads=2, ffn=32, head_widths=(16,)).eval()
     imgs = torch.rand(3, 1, 16, 16); txts = ['There is emphysema.', 'There is cardiomegaly.']
     s_i2t, s_t2i = m.similarity(m.image(imgs), m.text(txts))
     assert s_i2t.shape == (3, 2) and s_t2i.shape == (2, 3)
     torch.testing.assert_close(m.scores(imgs, txts), (s_i2t + s_t2i.T) / 2)
     # a text's score for an image does not depend on which other texts are scored with it
     torch.testing.assert_close(m.scores(imgs, txts[:1]), m.scores(imgs, txts)[:, :1], atol=1e-5, rtol=0)
-    assert CLIPDual(16, (4, 8)).scores(imgs, txts).shape == (3, 2)
+    assert CLIPDual(dim=16, img_channels=(4, 8)).scores(imgs, txts).shape == (3, 2)
 
 
 def test_prompt_alignment_rules():
@@ -131,3 +131,16 @@ def test_prompt_alignment_through_llm_client():
 
 def test_train_rejects_unknown_kind():
     with pytest.raises(ConfigError, match="kind must be"): train_carzero({}, CARZERO_CONFIGS['tiny'], kind='siglip')
+
+
+def test_models_round_trip(tmp_path):
+    "CARZero and its CLIP baseline save as config.json + model.safetensors and load back with identical weights and scores."
+    import torch
+    from medbook.models.carzero import CARZero, CLIPDual
+    imgs, txts = torch.rand(3, 1, 32, 32), ['There is emphysema.', 'No acute abnormality.']
+    for cls, kw in ((CARZero, dict(dim=16, img_channels=(4, 8), layers=1, heads=2, ffn=32, head_widths=(16,))), (CLIPDual, dict(dim=16, img_channels=(4, 8)))):
+        torch.manual_seed(0); m = cls(**kw).eval()
+        m.save_pretrained(tmp_path/cls.__name__); back = cls.from_pretrained(tmp_path/cls.__name__)
+        assert back.state_dict().keys() == m.state_dict().keys()
+        assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), back.state_dict().values()))
+        assert torch.allclose(back.scores(imgs, txts), m.scores(imgs, txts))

@@ -70,3 +70,14 @@ def test_mapping_is_valid_and_maps_iu_terms():
     t = validate_mapping()
     assert t.code.map(check_code).eq(t.code).all()
     assert mesh_to_icd(['Thoracic Vertebrae/degenerative/mild', 'Pulmonary Atelectasis/base/left', 'normal']) == ['M47.814', 'J98.11']
+
+
+def test_coder_round_trip(tmp_path):
+    "A GKI-ICD coder saves as config.json + model.safetensors and loads back with identical weights and logits."
+    import torch
+    from medbook.icd import GKICoder
+    torch.manual_seed(0); m = GKICoder(n_codes=4, hidden=8, dropout=0.0).eval()
+    m.save_pretrained(tmp_path/'c'); back = GKICoder.from_pretrained(tmp_path/'c')
+    assert back.config.n_codes == 4 and all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), back.state_dict().values()))
+    x, mask = torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.bool)
+    assert torch.allclose(back(x, mask)[0], m(x, mask)[0])

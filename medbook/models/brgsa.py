@@ -7,7 +7,8 @@ from __future__ import annotations
 from ..core import *
 from ..core import (DataError, ConfigError, LLMClient, FunctionClient, experiment, pick_scale, seed_everything,
                           get_device, progress, check_ndim)
-from ..train import TrainConfig, fit
+from ..train import TrainConfig, fit, PretrainedMixin
+from transformers import PretrainedConfig
 from ..tokenizers import load_minilm
 from ..losses import clip_loss, centroid_distance, modality_classifier_accuracy, plot_modality_gap
 from ..ct.io import CT_RATE_ABNORMALITIES
@@ -25,8 +26,9 @@ import torch.nn.functional as F
 __all__ = ['FINDING_PATTERNS', 'NO_FINDING', 'SUMMARY_PROMPT', 'BRGSA_CONFIGS', 'split_report', 'find_finding', 'find_location',
            'finding_sentence', 'rule_summary', 'rule_summariser', 'parse_summary', 'summarise_reports',
            'sample_summary', 'KnowledgeBank', 'brgsa_loss', 'zero_shot_scores', 'FrozenTextEncoder', 'text_encoder',
-           'CTDualEncoder', 'BrgSAModel', 'class_prompts', 'brgsa_data', 'rare_labels', 'augment_volumes',
-           'train_brgsa', 'gap_projection', 'plot_gap_panels', 'evaluate_zero_shot', 'brgsa_experiment']
+           'CTDualEncoder', 'BrgSAConfig', 'BrgSAModel', 'class_prompts', 'brgsa_data', 'rare_labels',
+           'augment_volumes', 'train_brgsa', 'gap_projection', 'plot_gap_panels', 'evaluate_zero_shot',
+           'brgsa_experiment']
 
 # %% ../../nbs/09_knowledge_bank.ipynb #021f0038
 # CT-RATE abnormality -> (regex over a lower-cased sentence, the phrase used in summaries and prompts); order matters:
@@ -291,18 +293,36 @@ class CTDualEncoder(nn.Module):
         return self.txt_proj(self.text(texts).to(dev))
 
 # %% ../../nbs/09_knowledge_bank.ipynb #f3bd9fc5
-class BrgSAModel(nn.Module):
-    "A dual encoder with BrgSA's shared knowledge bank and loss (or, with `use_bank=False`, the CLIP baseline)."
+class BrgSAConfig(PretrainedConfig):
+    "A BrgSA model's settings: the CT dual encoder's sizes, the bank and the loss; saved as `config.json` beside the weights."
+    model_type = 'medbook-brgsa'
     def __init__(self,
-                 encoder: nn.Module,  # has embed_image(volumes) -> (B, d) and embed_text(texts) -> (B, d)
-                 dim: int,  # d
+                 dim: int = 128,  # d, the shared embedding width
+                 channels: Sequence[int] = (16, 32, 64, 128),  # the CNN's widths (`CTDualEncoder`)
+                 pool: int = 1,  # average-pool the volume by this factor first
+                 text_hidden: int = 256,  # hidden width of the text MLP
+                 norm: str = 'BATCH',  # MONAI norm of the CNN blocks
                  n_slots: int = 2048,  # bank slots
                  use_bank: bool = True,  # False: plain CLIP
                  logit_scale: float = 10.,  # 1/tau of the InfoNCE terms
-                 mse_weight: float = 0.5):  # weight of the reconstruction terms
+                 mse_weight: float = 0.5,  # weight of the reconstruction terms
+                 **kwargs):
+        self.dim, self.channels, self.pool, self.text_hidden, self.norm = dim, list(channels), pool, text_hidden, norm
+        self.n_slots, self.use_bank, self.logit_scale, self.mse_weight = n_slots, use_bank, logit_scale, mse_weight
+        super().__init__(**kwargs)
+
+class BrgSAModel(PretrainedMixin, nn.Module):
+    "A dual encoder with BrgSA's shared knowledge bank and loss (or, with `use_bank=False`, the CLIP baseline)."
+    config_class = BrgSAConfig
+    def __init__(self,
+                 config: BrgSAConfig | None = None,  # the settings (None: a `BrgSAConfig` of `kwargs`)
+                 encoder: nn.Module | None = None,  # has embed_image / embed_text -> (B, d); None: a `CTDualEncoder` of the config
+                 **kwargs):  # `BrgSAConfig` fields, when no config is given
         super().__init__()
-        self.encoder, self.logit_scale, self.mse_weight = encoder, logit_scale, mse_weight
-        self.bank = KnowledgeBank(dim, n_slots) if use_bank else None
+        self.config = c = config if config is not None else BrgSAConfig(**kwargs)
+        if encoder is None: encoder = CTDualEncoder(c.dim, c.channels, pool=c.pool, text_hidden=c.text_hidden, norm=c.norm)
+        self.encoder, self.logit_scale, self.mse_weight = encoder, c.logit_scale, c.mse_weight
+        self.bank = KnowledgeBank(c.dim, c.n_slots) if c.use_bank else None
 
     def forward(self, volumes: torch.Tensor, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         "The loss terms on a batch of (volume, report summary) pairs."
@@ -386,7 +406,8 @@ def train_brgsa(train: dict,  # from `brgsa_data`
     seed_everything(seed)   # the same initial encoder for both methods at a seed
     enc = CTDualEncoder(cfg['dim'], cfg['channels'], pool=1, norm=cfg.get('norm', 'BATCH'))
     torch.manual_seed(seed + 10_000)   # the bank's init draws after the encoder's: the encoder is identical with and without it
-    model = BrgSAModel(enc, cfg['dim'], cfg['n_slots'], use_bank=use_bank).to(dev)
+    mcfg = BrgSAConfig(dim=cfg['dim'], channels=cfg['channels'], pool=1, norm=cfg.get('norm', 'BATCH'), n_slots=cfg['n_slots'], use_bank=use_bank)
+    model = BrgSAModel(mcfg, encoder=enc).to(dev)
     vols, summ, aug = train['volumes'], train['summaries'], cfg.get('augment', True)
     # The batches, summary sentences and augmentations all come from one generator and one NumPy stream, drawn in this
     # order step after step; drawing the schedule up front (with the generator's state before each augmentation) makes

@@ -7,7 +7,8 @@ from __future__ import annotations
 from ..core import *
 from ..core import (DataError, ConfigError, LLMClient, FunctionClient, experiment, data_builder, cached, pick_scale,
                           seed_everything, get_device, progress, check_ndim)
-from ..train import TrainConfig, fit
+from ..train import TrainConfig, fit, PretrainedMixin
+from transformers import PretrainedConfig
 from ..losses import symmetric_ce, clip_loss, LogitScale
 from ..ct.io import CT_RATE_ABNORMALITIES
 from .brgsa import (FINDING_PATTERNS, NO_FINDING, split_report, find_finding, finding_sentence, text_encoder,
@@ -27,8 +28,9 @@ import torch.nn.functional as F
 __all__ = ['MU_WATER', 'CXR_COLUMNS', 'DRR_CONFIGS', 'ALIGN_SYNONYMS', 'ALIGN_PROMPT', 'SYNONYM_PROMPTS', 'CARZERO_CONFIGS',
            'CARZERO_METHODS', 'parallel_drr', 'drr_display', 'volume_drr', 'build_drr_testbed', 'drr_testbed',
            'read_cxr_csv', 'CXREncoder', 'TextTokens', 'CrossAttentionLayer', 'CrossAttentionDecoder',
-           'similarity_head', 'carzero_loss', 'CARZero', 'CLIPDual', 'rule_align', 'rule_aligner', 'align_texts',
-           'unseen_synonyms', 'carzero_data', 'augment_images', 'train_carzero', 'zero_shot_auc', 'carzero_experiment']
+           'similarity_head', 'carzero_loss', 'CARZeroConfig', 'CARZero', 'CLIPDual', 'rule_align', 'rule_aligner',
+           'align_texts', 'unseen_synonyms', 'carzero_data', 'augment_images', 'train_carzero', 'zero_shot_auc',
+           'carzero_experiment']
 
 # %% ../../nbs/10_carzero.ipynb #c52a2a4f
 MU_WATER = 0.02  # linear attenuation of water, 1/mm, near 70 keV
@@ -233,8 +235,9 @@ def carzero_loss(s_i2t: torch.Tensor,  # (B, B) image-to-text scores, matching p
         if s.shape[0] != s.shape[1] or s.shape[0] < 2: raise ValueError(f'{n} must be square with B >= 2, got shape {tuple(s.shape)}')
     return symmetric_ce(s_i2t) + symmetric_ce(s_t2i)
 
-class CARZero(nn.Module):
-    "CARZero: image and text encoders, one shared cross-attention-only decoder, and the similarity MLP."
+class CARZeroConfig(PretrainedConfig):
+    "Sizes of CARZero (its CLIP baseline uses `dim` and `img_channels`), saved as `config.json` beside the weights."
+    model_type = 'medbook-carzero'
     def __init__(self,
                  dim: int = 128,  # d
                  img_channels: Sequence[int] = (16, 32, 64),  # CXREncoder widths
@@ -243,11 +246,23 @@ class CARZero(nn.Module):
                  ffn: int = 256,  # decoder feed-forward width (paper: 1024)
                  head_widths: Sequence[int] = (256, 128, 64),  # similarity MLP widths (paper: 1024, 512, 256)
                  dropout: float = 0.1,  # decoder and head dropout (paper: 0.1)
-                 text: FrozenTextEncoder | None = None):  # the frozen text tower
+                 **kwargs):
+        self.dim, self.img_channels, self.layers, self.heads, self.ffn = dim, list(img_channels), layers, heads, ffn
+        self.head_widths, self.dropout = list(head_widths), dropout
+        super().__init__(**kwargs)
+
+class CARZero(PretrainedMixin, nn.Module):
+    "CARZero: image and text encoders, one shared cross-attention-only decoder, and the similarity MLP."
+    config_class = CARZeroConfig
+    def __init__(self,
+                 config: CARZeroConfig | None = None,  # the sizes (None: a `CARZeroConfig` of `kwargs`)
+                 text: FrozenTextEncoder | None = None,  # the frozen text tower (not saved: it is the packaged MiniLM)
+                 **kwargs):  # `CARZeroConfig` fields, when no config is given
         super().__init__()
-        self.image, self.text = CXREncoder(dim, img_channels), TextTokens(dim, text=text)
-        self.decoder = CrossAttentionDecoder(dim, layers, heads, ffn, dropout)
-        self.head = similarity_head(dim, head_widths, dropout)
+        self.config = c = config if config is not None else CARZeroConfig(**kwargs)
+        self.image, self.text = CXREncoder(c.dim, c.img_channels), TextTokens(c.dim, text=text)
+        self.decoder = CrossAttentionDecoder(c.dim, c.layers, c.heads, c.ffn, c.dropout)
+        self.head = similarity_head(c.dim, c.head_widths, c.dropout)
 
     def similarity(self, img: tuple, txt: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         "(S_i2t (B_I, N_T), S_t2i (N_T, B_I)) from encoded images (g, L) and texts (g, L, mask)."
@@ -277,11 +292,13 @@ class CARZero(nn.Module):
         self.train(was)
         return torch.cat(out)
 
-class CLIPDual(nn.Module):
+class CLIPDual(PretrainedMixin, nn.Module):
     "The CLIP baseline on the same encoders: cosine of the global embeddings, learnable temperature, InfoNCE."
-    def __init__(self, dim: int = 128, img_channels: Sequence[int] = (16, 32, 64), text: FrozenTextEncoder | None = None, **_):
+    config_class = CARZeroConfig
+    def __init__(self, config: CARZeroConfig | None = None, text: FrozenTextEncoder | None = None, **kwargs):
         super().__init__()
-        self.image, self.text = CXREncoder(dim, img_channels), TextTokens(dim, text=text)
+        self.config = c = config if config is not None else CARZeroConfig(**kwargs)
+        self.image, self.text = CXREncoder(c.dim, c.img_channels), TextTokens(c.dim, text=text)
         self.logit_scale = LogitScale(0.07)
 
     def forward(self, images: torch.Tensor, texts: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -11,17 +11,19 @@ from .problems import (Problem, completion_text, is_numeric_gold, read_quantitie
                                         gold_aliases, gen_calc, split_of, save_problems, load_problems)
 from .search import ScriptedTeacher, search_dataset, solution_steps, load_sft
 import json, os, re, random, shutil, time
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['THINKING', 'FINAL', 'COT_VARIANTS', 'RL_DATA', 'RL_FAMILY', 'HUATUO_O1', 'HUATUO_VERSION', 'RL_ROWS', 'o1_target',
-           'simple_cot', 'sft_examples', 'rl_examples', 'o1_format_ok', 'final_response', 'answer_clause',
-           'answer_verifier', 'o1_reward', 'huatuo_rl_data', 'load_rl_data', 'device_args', 'trl_args', 'lora_config',
-           'train_sft', 'train_rl', 'save_policy', 'reward_curve', 'evaluate_policy', 'resolve_model', 'huatuo_o1_run',
-           'huatuo_o1_root', 'huatuo_o1_experiment', 'plot_reward_curves']
+__all__ = ['THINKING', 'FINAL', 'COT_VARIANTS', 'RL_DATA', 'RL_FAMILY', 'DEFAULT_RL_MODEL', 'HUATUO_O1', 'HUATUO_VERSION',
+           'RL_ROWS', 'o1_target', 'simple_cot', 'sft_examples', 'rl_examples', 'o1_format_ok', 'final_response',
+           'answer_clause', 'answer_verifier', 'o1_reward', 'RLDataConfig', 'huatuo_rl_data', 'load_rl_data',
+           'device_args', 'trl_args', 'lora_config', 'train_sft', 'save_policy', 'train_rl', 'reward_curve',
+           'evaluate_policy', 'HuatuoO1Config', 'huatuo_o1_config', 'resolve_model', 'huatuo_o1_run', 'huatuo_o1_root',
+           'huatuo_o1_experiment', 'plot_reward_curves']
 
 # %% ../../nbs/15_verifier_rl.ipynb #a6c28949
 THINKING, FINAL = '## Thinking', '## Final Response'
@@ -102,7 +104,7 @@ def answer_verifier(completions: Sequence, solution: Sequence[str], **kwargs) ->
 def o1_reward(verifier: Callable = answer_verifier,  # reward(completions, solution) -> 1.0 / 0.0 / None per item
               correct: float = 1.0, incorrect: float = 0.1, bad_format: float = 0.0,  # the paper's values
              ) -> Callable:
-    "HuatuoGPT-o1's RL reward as a TRL reward function: format gate, then the verifier on the final response."
+    "HuatuoGPT-o1's RL reward (Chen et al. 2024, Eq. 2) as a TRL reward function: format gate, then the verifier."
     def huatuo_o1_reward(completions, solution, **kwargs):
         texts = [completion_text(c) for c in completions]
         v = verifier([final_response(t) for t in texts], list(solution))
@@ -111,11 +113,23 @@ def o1_reward(verifier: Callable = answer_verifier,  # reward(completions, solut
     return huatuo_o1_reward
 
 # %% ../../nbs/15_verifier_rl.ipynb #ca87a981
-RL_DATA = {  # problems per role, generated for this stage
-    'tiny': dict(candidates=200, n_sft=16, n_rl=8, n_eval=8),
-    'small': dict(candidates=1500, n_sft=600, n_rl=200, n_eval=100),
-    'full': dict(candidates=50000, n_sft=20000, n_rl=20000, n_eval=1000),
-}
+@dataclass(frozen=True)
+class RLDataConfig:
+    "How many problems each role of the RL stage gets (one config per scale)."
+    candidates: int  # CHA2DS2-VASc problems generated, before repeats are removed and the split is made
+    n_sft: int  # SFT problems (their complex CoT is searched)
+    n_rl: int  # other train-split problems: the RL prompts
+    n_eval: int  # held-out problems for the evaluation
+
+    def __post_init__(self):
+        for k in ('candidates', 'n_sft', 'n_rl', 'n_eval'):
+            if getattr(self, k) < 1: raise ConfigError(f'RLDataConfig: {k} must be >= 1, got {getattr(self, k)}')
+        if self.n_sft + self.n_rl + self.n_eval > self.candidates:
+            raise ConfigError(f'RLDataConfig: candidates={self.candidates} is fewer than n_sft + n_rl + n_eval = {self.n_sft + self.n_rl + self.n_eval}')
+
+RL_DATA = {'tiny': RLDataConfig(candidates=200, n_sft=16, n_rl=8, n_eval=8),
+           'small': RLDataConfig(candidates=1500, n_sft=600, n_rl=200, n_eval=100),
+           'full': RLDataConfig(candidates=50000, n_sft=20000, n_rl=20000, n_eval=1000)}
 RL_FAMILY = ('cha2ds2_vasc',)
 
 def _unique(ps):
@@ -127,15 +141,15 @@ def huatuo_rl_data(scale: str = 'small',  # sizes from `RL_DATA`
                   ) -> Path:
     "Build (once, cached) the SFT records, RL problems and held-out problems of `scale`."
     c = pick_scale(RL_DATA, scale)
-    cfg = {**c, 'family': RL_FAMILY, 'seed': seed, 'teacher': 'scripted', 'p_mistake': 0.6, 'version': 1}
+    cfg = {**asdict(c), 'family': RL_FAMILY, 'seed': seed, 'teacher': 'scripted', 'p_mistake': 0.6, 'version': 1}
     def build(d):
-        ps = _unique(gen_calc(random.Random(f'huatuo-rl-{seed}'), c['candidates'], kinds=RL_FAMILY))
+        ps = _unique(gen_calc(random.Random(f'huatuo-rl-{seed}'), c.candidates, kinds=RL_FAMILY))
         train, held = [p for p in ps if split_of(p) == 'train'], [p for p in ps if split_of(p) == 'heldout']
-        need = c['n_sft'] + c['n_rl']
-        if len(train) < need or len(held) < c['n_eval']: raise DataError(f'{len(ps)} unique problems give {len(train)} train / {len(held)} held-out: too few for {cfg}')
-        sft_p, rl_p = train[:c['n_sft']], train[c['n_sft']:need]
+        need = c.n_sft + c.n_rl
+        if len(train) < need or len(held) < c.n_eval: raise DataError(f'{len(ps)} unique problems give {len(train)} train / {len(held)} held-out: too few for {cfg}')
+        sft_p, rl_p = train[:c.n_sft], train[c.n_sft:need]
         search_dataset(sft_p, ScriptedTeacher(sft_p, p_mistake=0.6, seed=seed), d, N=3, T=3, seed=seed)
-        save_problems(sft_p, d/'sft_problems.jsonl'); save_problems(rl_p, d/'rl_problems.jsonl'); save_problems(held[:c['n_eval']], d/'heldout.jsonl')
+        save_problems(sft_p, d/'sft_problems.jsonl'); save_problems(rl_p, d/'rl_problems.jsonl'); save_problems(held[:c.n_eval], d/'heldout.jsonl')
     return cached('huatuo-rl-data', build, config=cfg)
 
 def load_rl_data(scale: str = 'small', seed: int = 0) -> dict:
@@ -157,7 +171,7 @@ def trl_args(kind: str,  # 'sft', 'grpo' or 'rloo'
              output_dir: str | os.PathLike,  # TRL checkpoints go here
              **kwargs,  # any field of SFTConfig / GRPOConfig / RLOOConfig
             ):
-    "A TRL config with medbook's defaults (no hub, no reporting, precision for the device, beta 0.03), overridden by `kwargs`."
+    "A [TRL](https://github.com/huggingface/trl) config with medbook's defaults (no hub, no reporting, device precision, beta 0.03), overridden by `kwargs`."
     from trl import SFTConfig, GRPOConfig, RLOOConfig
     cls = {'sft': SFTConfig, 'grpo': GRPOConfig, 'rloo': RLOOConfig}.get(kind)
     if cls is None: raise ConfigError(f"unknown trainer {kind!r}: 'sft', 'grpo' or 'rloo' (this TRL ships no PPOTrainer)")
@@ -171,10 +185,11 @@ def lora_config(r: int = 8,  # adapter rank
                 dropout: float = 0.0,
                 target_modules: Sequence[str] | str = 'all-linear',  # which linear layers get adapters
                ):
-    "A peft LoRA config for a causal LM (pass `lora=None` to the trainers for a full fine-tune)."
+    "A peft LoRA config (Hu et al. 2021, arXiv:2106.09685) for a causal LM; `lora=None` in the trainers is a full fine-tune."
     from peft import LoraConfig
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type='CAUSAL_LM')
 
+# %% ../../nbs/15_verifier_rl.ipynb #e09c5ba9
 def _dataset(rows):
     from datasets import Dataset
     if hasattr(rows, 'column_names'): return rows
@@ -207,26 +222,6 @@ def train_sft(model: Any,  # a model directory / local hub name, or a loaded cau
     tr.train(resume_from_checkpoint=_last_checkpoint(args.output_dir) if resume else None)
     return tr
 
-def train_rl(model: Any,  # the SFT policy: a model directory / local hub name, or a loaded causal LM (then pass `tokenizer`)
-             train_dataset: Any,  # rows with a conversational 'prompt' and the gold 'solution'
-             args: Any,  # a `GRPOConfig` or `RLOOConfig` (see `trl_args`): the algorithm follows its type
-             reward: Callable | None = None,  # reward(completions, solution) -> floats; default `o1_reward()`
-             lora: Any = None,  # a peft `LoraConfig` (None: full fine-tune)
-             tokenizer: Any = None,  # the tokenizer of a loaded model
-             resume: bool = True,  # continue from the last checkpoint in `args.output_dir`
-             verbose: bool = False,  # print TRL's log lines
-            ):
-    "RL on the verifier reward with TRL's GRPO or RLOO trainer, KL-regularised to the starting policy; returns the trainer."
-    from trl import GRPOTrainer, GRPOConfig, RLOOTrainer, RLOOConfig
-    cls = GRPOTrainer if isinstance(args, GRPOConfig) else RLOOTrainer if isinstance(args, RLOOConfig) else None
-    if cls is None: raise ConfigError(f'train_rl takes a GRPOConfig or an RLOOConfig, not {type(args).__name__}')
-    if not args.beta > 0: raise ConfigError(f'beta={args.beta}: HuatuoGPT-o1 keeps a KL penalty to the SFT model, so beta must be > 0')
-    tr = cls(model=str(model) if isinstance(model, os.PathLike) else model, reward_funcs=[reward or o1_reward()], args=args,
-             train_dataset=_dataset(train_dataset), processing_class=tokenizer, peft_config=lora)
-    if not verbose: _quiet(tr)
-    tr.train(resume_from_checkpoint=_last_checkpoint(args.output_dir) if resume else None)
-    return tr
-
 def save_policy(trainer,  # a trainer after `train`
                 out_dir: str | os.PathLike,  # where `save_pretrained` writes
                ) -> Path:
@@ -238,6 +233,27 @@ def save_policy(trainer,  # a trainer after `train`
         m.save_pretrained(str(out_dir)); trainer.processing_class.save_pretrained(str(out_dir))
     trainer.accelerator.wait_for_everyone()
     return out_dir
+
+# %% ../../nbs/15_verifier_rl.ipynb #a552e196
+def train_rl(model: Any,  # the SFT policy: a model directory / local hub name, or a loaded causal LM (then pass `tokenizer`)
+             train_dataset: Any,  # rows with a conversational 'prompt' and the gold 'solution'
+             args: Any,  # a `GRPOConfig` or `RLOOConfig` (see `trl_args`): the algorithm follows its type
+             reward: Callable | None = None,  # reward(completions, solution) -> floats; default `o1_reward()`
+             lora: Any = None,  # a peft `LoraConfig` (None: full fine-tune)
+             tokenizer: Any = None,  # the tokenizer of a loaded model
+             resume: bool = True,  # continue from the last checkpoint in `args.output_dir`
+             verbose: bool = False,  # print TRL's log lines
+            ):
+    "RL on the verifier reward with TRL's GRPO (Shao et al. 2024) or RLOO (Ahmadian et al. 2024) trainer, KL to the start; returns the trainer."
+    from trl import GRPOTrainer, GRPOConfig, RLOOTrainer, RLOOConfig
+    cls = GRPOTrainer if isinstance(args, GRPOConfig) else RLOOTrainer if isinstance(args, RLOOConfig) else None
+    if cls is None: raise ConfigError(f'train_rl takes a GRPOConfig or an RLOOConfig, not {type(args).__name__}')
+    if not args.beta > 0: raise ConfigError(f'beta={args.beta}: HuatuoGPT-o1 keeps a KL penalty to the SFT model, so beta must be > 0')
+    tr = cls(model=str(model) if isinstance(model, os.PathLike) else model, reward_funcs=[reward or o1_reward()], args=args,
+             train_dataset=_dataset(train_dataset), processing_class=tokenizer, peft_config=lora)
+    if not verbose: _quiet(tr)
+    tr.train(resume_from_checkpoint=_last_checkpoint(args.output_dir) if resume else None)
+    return tr
 
 def reward_curve(trainer) -> list[float]:
     "Mean reward at each logged step of an RL trainer."
@@ -266,21 +282,57 @@ def evaluate_policy(model: Any,  # a causal LM (or a `save_pretrained` directory
     return res
 
 # %% ../../nbs/15_verifier_rl.ipynb #048cb0cf
-HUATUO_O1 = {  # one config per scale: a model, LoRA on/off, seeds, and TRL config fields
-    'tiny': dict(model='small-lm/tiny', lora=None, seeds=1, eval_tokens=16,
-                 sft=dict(max_steps=1, per_device_train_batch_size=4, learning_rate=3e-3, max_length=512),
-                 rl=dict(max_steps=1, per_device_train_batch_size=4, num_generations=2, max_completion_length=16, learning_rate=1e-4)),
-    'small': dict(model='small-lm/small', lora=None, seeds=3, eval_tokens=384,
-                  sft=dict(max_steps=200, per_device_train_batch_size=8, learning_rate=2e-3, lr_scheduler_type='cosine', warmup_steps=10, max_length=512),
-                  rl=dict(max_steps=20, per_device_train_batch_size=8, num_generations=4, max_completion_length=320, learning_rate=2e-4, temperature=1.0)),
-    'full': dict(model=os.environ.get('MEDBOOK_RL_MODEL', 'meta-llama/Llama-3.1-8B-Instruct'), lora=dict(r=16, alpha=32), seeds=3, eval_tokens=2048,
-                 sft=dict(num_train_epochs=3, max_steps=-1, per_device_train_batch_size=4, gradient_accumulation_steps=8, learning_rate=5e-6,
-                          max_length=4096, gradient_checkpointing=True),
-                 rl=dict(max_steps=1000, per_device_train_batch_size=8, num_generations=8, max_completion_length=2048, learning_rate=5e-7,
-                         temperature=0.5, gradient_checkpointing=True)),
+DEFAULT_RL_MODEL = 'meta-llama/Llama-3.1-8B-Instruct'  # the `full` model when $MEDBOOK_RL_MODEL is not set
+_LORA_ARGS = ('r', 'alpha', 'dropout', 'target_modules')
+
+@dataclass(frozen=True)
+class HuatuoO1Config:
+    "One scale of `huatuo-o1`: the model, LoRA or not, training seeds, evaluation budget and the TRL fields of each stage."
+    model: str | None  # 'small-lm/<scale>', a model directory or a cached hub name; None: $MEDBOOK_RL_MODEL, read when a run starts
+    lora: dict | None = None  # `lora_config` arguments, e.g. {'r': 16, 'alpha': 32}; None: full fine-tune
+    seeds: int = 1  # training seeds (the data are the same for every seed)
+    eval_tokens: int = 256  # greedy-decoding budget per held-out answer
+    sft: dict = field(default_factory=dict)  # `SFTConfig` fields of the SFT stage
+    rl: dict = field(default_factory=dict)  # `GRPOConfig` / `RLOOConfig` fields of the RL stage
+
+    def __post_init__(self):
+        bad = []
+        if self.model is not None and (not isinstance(self.model, str) or not self.model.strip()): bad.append(f'model must be a name or None, got {self.model!r}')
+        if self.lora is not None and (not set(self.lora) <= set(_LORA_ARGS) or self.lora.get('r', 1) < 1):
+            bad.append(f'lora must be None or `lora_config` arguments ({", ".join(_LORA_ARGS)}) with r >= 1, got {self.lora}')
+        if self.seeds < 1: bad.append(f'seeds must be >= 1, got {self.seeds}')
+        if self.eval_tokens < 1: bad.append(f'eval_tokens must be >= 1, got {self.eval_tokens}')
+        bad += [f'{k} must not set output_dir: each stage writes under its run directory' for k in ('sft', 'rl') if 'output_dir' in getattr(self, k)]
+        if self.rl.get('num_generations', 2) < 2: bad.append(f"rl num_generations must be >= 2 (GRPO and RLOO compare samples of one prompt), got {self.rl['num_generations']}")
+        if not self.rl.get('beta', 0.03) > 0: bad.append(f"rl beta must be > 0 (the KL anchor to the SFT model), got {self.rl['beta']}")
+        if bad: raise ConfigError('HuatuoO1Config: ' + '; '.join(bad))
+
+    def resolved(self, env: Mapping[str, str] | None = None  # where to look up MEDBOOK_RL_MODEL (default: os.environ, now)
+                ) -> HuatuoO1Config:
+        "This config with `model` filled in from `$MEDBOOK_RL_MODEL` (else `DEFAULT_RL_MODEL`) where it is None."
+        if self.model is not None: return self
+        return replace(self, model=(os.environ if env is None else env).get('MEDBOOK_RL_MODEL', DEFAULT_RL_MODEL))
+
+HUATUO_O1 = {  # one config per scale
+    'tiny': HuatuoO1Config('small-lm/tiny', seeds=1, eval_tokens=16,
+                           sft=dict(max_steps=1, per_device_train_batch_size=4, learning_rate=3e-3, max_length=512),
+                           rl=dict(max_steps=1, per_device_train_batch_size=4, num_generations=2, max_completion_length=16, learning_rate=1e-4)),
+    'small': HuatuoO1Config('small-lm/small', seeds=3, eval_tokens=384,
+                            sft=dict(max_steps=200, per_device_train_batch_size=8, learning_rate=2e-3, lr_scheduler_type='cosine', warmup_steps=10, max_length=512),
+                            rl=dict(max_steps=20, per_device_train_batch_size=8, num_generations=4, max_completion_length=320, learning_rate=2e-4, temperature=1.0)),
+    'full': HuatuoO1Config(None, lora=dict(r=16, alpha=32), seeds=3, eval_tokens=2048,
+                           sft=dict(num_train_epochs=3, max_steps=-1, per_device_train_batch_size=4, gradient_accumulation_steps=8, learning_rate=5e-6,
+                                    max_length=4096, gradient_checkpointing=True),
+                           rl=dict(max_steps=1000, per_device_train_batch_size=8, num_generations=8, max_completion_length=2048, learning_rate=5e-7,
+                                   temperature=0.5, gradient_checkpointing=True)),
 }
 HUATUO_VERSION = 1
 RL_ROWS = (('no CoT', 'grpo'), ('simple CoT', 'grpo'), ('complex CoT', 'grpo'), ('complex CoT', 'rloo'))
+
+def huatuo_o1_config(scale: str = 'small'  # 'tiny', 'small' or 'full'
+                    ) -> HuatuoO1Config:
+    "The config of `scale`, its model resolved now (not when the module was imported)."
+    return pick_scale(HUATUO_O1, scale).resolved()
 
 def resolve_model(name: str  # 'small-lm/tiny', 'small-lm/small', a directory or a (cached) hub name
                  ) -> str:
@@ -290,6 +342,7 @@ def resolve_model(name: str  # 'small-lm/tiny', 'small-lm/small', a directory or
         return str(build_small_lm(name.split('/', 1)[1], 0))
     return name
 
+# %% ../../nbs/15_verifier_rl.ipynb #d1d96099
 def _stage(d: Path, train: Callable, evaluate: Callable) -> dict:
     "Run one stage once: `train()` saves its model to `d/model` and returns its log; the evaluation is kept in `d/result.json`."
     f = d/'result.json'
@@ -303,47 +356,52 @@ def _evaluator(data, cfg, verifier):
     def ev(model_dir):
         from transformers import AutoModelForCausalLM, AutoTokenizer
         m, t = AutoModelForCausalLM.from_pretrained(str(model_dir)), AutoTokenizer.from_pretrained(str(model_dir))
-        return evaluate_policy(m, t, data['heldout'], verifier, cfg['eval_tokens'], batch_size=cfg.get('eval_batch', 50))
+        return evaluate_policy(m, t, data['heldout'], verifier, cfg.eval_tokens, batch_size=50)
     return ev
 
 def _slug(s): return re.sub(r'[^a-z0-9]+', '-', s.lower()).strip('-')
 
-def huatuo_o1_run(scale: str = 'small',  # a config of `HUATUO_O1`
+def huatuo_o1_run(scale: str = 'small',  # a scale of `HUATUO_O1` (and of `RL_DATA`)
                   seed: int = 0,  # the training seed (the data are the same for every seed)
                   root: str | os.PathLike | None = None,  # stage directories (models, results, TRL checkpoints) go here
                   verifier: Callable = answer_verifier,  # the reward's and the evaluation's verifier
                   variants: Sequence[str] = COT_VARIANTS,  # run only these SFT variants and the RL rows that start from them
+                  config: HuatuoO1Config | None = None,  # a variant of the scale's config (e.g. made with `dataclasses.replace`)
                  ) -> dict:
     "One seed of the table: SFT on each variant, GRPO after each, RLOO after complex CoT; every stage evaluated on held-out problems."
-    cfg = pick_scale(HUATUO_O1, scale)
-    data, base = load_rl_data(scale, 0), resolve_model(cfg['model'])
-    lora = lora_config(**cfg['lora']) if cfg['lora'] else None
-    root = Path(root or medbook_home()/'checkpoints'/f'huatuo-o1-{scale}'/f'seed{seed}')
+    cfg = config.resolved() if config is not None else huatuo_o1_config(scale)
+    data, base = load_rl_data(scale, 0), resolve_model(cfg.model)
+    lora = lora_config(**cfg.lora) if cfg.lora else None
+    root = Path(root or huatuo_o1_root(scale, cfg)/f'seed{seed}')
     ev, rows = _evaluator(data, cfg, verifier), {}
     for v in variants:
         d = root/f'sft-{_slug(v)}'
         if not (d/'model').is_dir() and any(not (root/f'{a}-{_slug(v)}'/'result.json').exists() for w, a in RL_ROWS if w == v):
             (d/'result.json').unlink(missing_ok=True)  # a result gathered from elsewhere, but an RL stage still needs the model: retrain
         def train(d=d, v=v):
-            tr = train_sft(base, sft_examples(data['sft'], v, data['sft_problems']), trl_args('sft', d/'ckpt', seed=seed, **cfg['sft']), lora=lora)
+            tr = train_sft(base, sft_examples(data['sft'], v, data['sft_problems']), trl_args('sft', d/'ckpt', seed=seed, **cfg.sft), lora=lora)
             save_policy(tr, d/'model'); shutil.rmtree(d/'ckpt', ignore_errors=True)
             return [{k: h[k] for k in ('step', 'loss') if k in h} for h in tr.state.log_history if 'loss' in h]
         rows[f'SFT {v}'] = _stage(d, train, ev)
     for v, algo in [(v, a) for v, a in RL_ROWS if v in variants]:
         d, start = root/f'{algo}-{_slug(v)}', root/f'sft-{_slug(v)}'/'model'
         def train(d=d, start=start, algo=algo):
-            tr = train_rl(start, rl_examples(data['rl_problems']), trl_args(algo, d/'ckpt', seed=seed, **cfg['rl']), o1_reward(verifier), lora=lora)
+            tr = train_rl(start, rl_examples(data['rl_problems']), trl_args(algo, d/'ckpt', seed=seed, **cfg.rl), o1_reward(verifier), lora=lora)
             save_policy(tr, d/'model'); shutil.rmtree(d/'ckpt', ignore_errors=True)
             return [{k: h[k] for k in ('step', 'reward', 'kl') if k in h} for h in tr.state.log_history if 'reward' in h]
         r = _stage(d, train, ev)
         rows[f'{v} + {algo.upper()}'] = {**r, 'rl_gain': r['accuracy'] - rows[f'SFT {v}']['accuracy']}
     return rows
 
-def huatuo_o1_root(scale: str = 'small') -> Path:
-    "The directory of a scale's stages: `$MEDBOOK_HOME/checkpoints/huatuo-o1-<scale>-<hash of its config>`."
-    key = {'cfg': pick_scale(HUATUO_O1, scale), 'data': pick_scale(RL_DATA, scale), 'family': RL_FAMILY, 'version': HUATUO_VERSION}
+def huatuo_o1_root(scale: str = 'small',  # the scale (its data config is part of the hash)
+                   config: HuatuoO1Config | None = None,  # default: the scale's config
+                  ) -> Path:
+    "The directory of a config's stages: `$MEDBOOK_HOME/checkpoints/huatuo-o1-<scale>-<hash of config and data>`."
+    cfg = config.resolved() if config is not None else huatuo_o1_config(scale)
+    key = {'cfg': asdict(cfg), 'data': asdict(pick_scale(RL_DATA, scale)), 'family': RL_FAMILY, 'version': HUATUO_VERSION}
     return medbook_home()/'checkpoints'/f'huatuo-o1-{scale}-{config_hash(key)}'
 
+# %% ../../nbs/15_verifier_rl.ipynb #e9208346
 def _trl_version() -> str:
     from importlib.metadata import version
     return version('trl')
@@ -367,12 +425,12 @@ def _collect(root: Path, seeds: Sequence[int]) -> tuple[list[dict], list[str]]:
             metrics=('accuracy', 'rl_gain', 'format_rate', 'mean_reward'))
 def huatuo_o1_experiment(scale: str = 'small', seed: int = 0) -> dict:
     "The table in miniature: base LM, three SFT variants, RL after each, over the config's training seeds."
-    cfg = pick_scale(HUATUO_O1, scale)
-    root = huatuo_o1_root(scale)
-    data, seeds, t0 = load_rl_data(scale, 0), list(range(seed, seed + cfg['seeds'])), time.time()
+    cfg = huatuo_o1_config(scale)
+    root = huatuo_o1_root(scale, cfg)
+    data, seeds, t0 = load_rl_data(scale, 0), list(range(seed, seed + cfg.seeds)), time.time()
     collect = os.environ.get('MEDBOOK_HUATUO_COLLECT') == '1'  # only gather stages that separate processes finished
     if collect and not (root/'base'/'result.json').exists(): raise MedbookError(f'nothing to collect under {root}')
-    base = _stage(root/'base', lambda: [], lambda _: _evaluator(data, cfg, answer_verifier)(resolve_model(cfg['model'])))
+    base = _stage(root/'base', lambda: [], lambda _: _evaluator(data, cfg, answer_verifier)(resolve_model(cfg.model)))
     if collect: runs, missing = _collect(root, seeds)
     else: runs, missing = [huatuo_o1_run(scale, s, root/f'seed{s}') for s in seeds], []
     rows = {'base LM': {m: [base[m]] * len(seeds) for m in ('accuracy', 'format_rate', 'mean_reward', 'completion_tokens')}}
@@ -380,10 +438,10 @@ def huatuo_o1_experiment(scale: str = 'small', seed: int = 0) -> dict:
         rows[name] = {m: [r[name][m] for r in runs] for m in ('accuracy', 'rl_gain', 'format_rate', 'mean_reward', 'completion_tokens') if m in runs[0][name]}
     c, prov = pick_scale(RL_DATA, scale), root/'provenance.txt'
     return {'rows': rows, 'method': 'complex CoT + GRPO',
-            'notes': (f"{cfg['model']} ({'LoRA' if cfg['lora'] else 'full fine-tune'}); CHA2DS2-VASc problems only: {c['n_sft']} SFT problems "
-                      f"(complex CoT searched with the scripted teacher), {c['n_rl']} other RL problems, {c['n_eval']} held-out; "
-                      f"SFT {cfg['sft'].get('max_steps')} steps of {cfg['sft'].get('per_device_train_batch_size')}, RL {cfg['rl'].get('max_steps')} steps of "
-                      f"{cfg['rl'].get('per_device_train_batch_size')} samples ({cfg['rl'].get('num_generations')} per prompt), beta 0.03; training seeds {seeds}; "
+            'notes': (f"{cfg.model} ({'LoRA' if cfg.lora else 'full fine-tune'}); CHA2DS2-VASc problems only: {c.n_sft} SFT problems "
+                      f"(complex CoT searched with the scripted teacher), {c.n_rl} other RL problems, {c.n_eval} held-out; "
+                      f"SFT {cfg.sft.get('max_steps')} steps of {cfg.sft.get('per_device_train_batch_size')}, RL {cfg.rl.get('max_steps')} steps of "
+                      f"{cfg.rl.get('per_device_train_batch_size')} samples ({cfg.rl.get('num_generations')} per prompt), beta 0.03; training seeds {seeds}; "
                       f"the base LM is one greedy evaluation repeated per seed; rl_gain = accuracy after RL - accuracy of its SFT model. "
                       f"No PPO row: this TRL ({_trl_version()}) ships no PPOTrainer."
                       + (f" Rows not run: {', '.join(missing)}." if missing else '') + (f' {prov.read_text().strip()}' if prov.exists() else '')),

@@ -582,7 +582,7 @@ def simcrop_seed(scale: str,  # 'tiny', 'small' or 'full'
                  save_simcrop_to: str | os.PathLike | None = None,  # also save this seed's SimCroP here
                 ) -> dict:
     "One seed of experiment `simcrop`: every row pretrained (or resumed) from the seed's shared initialisation and evaluated (cached)."
-    from medbook.models.simcrop import SimCroP, SIMCROP_VARIANTS, simcrop_config, pretrain_simcrop, simcrop_train_config, save_simcrop
+    from medbook.models.simcrop import SimCroP, SIMCROP_VARIANTS, simcrop_config, pretrain_simcrop, simcrop_train_config
     dcfg, base, dev = pick_scale(DOWNSTREAM_CONFIGS, scale), simcrop_config(scale, 'SimCroP'), get_device()
     train = train if train is not None else downstream_arrays(base['testbed'], 'train')
     valid = valid if valid is not None else downstream_arrays(base['testbed'], 'valid')
@@ -602,7 +602,7 @@ def simcrop_seed(scale: str,  # 'tiny', 'small' or 'full'
         if over is not None:
             hist = pretrain_simcrop(model, train['volumes'], train['reports'], simcrop_train_config(cfg, seed), ckpt_dir=ckpt,
                                     desc=f'{variant} seed {seed}')
-            if save_simcrop_to is not None and variant == 'SimCroP': save_simcrop(model, save_simcrop_to)
+            if save_simcrop_to is not None and variant == 'SimCroP': model.save_pretrained(save_simcrop_to)
         pre_s = time.time() - t0
         if cache.exists(): ev = json.loads(cache.read_text())
         else:

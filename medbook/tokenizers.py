@@ -433,7 +433,7 @@ def enose_tokens(x: np.ndarray,  # (sensors, samples) conductances
     if (g0 <= 0).any(): raise DataError('e-nose baseline conductance must be positive')
     return frame_signal(x / g0 - 1, fs, frame_len=int(frame_s * fs), normalise=False, name='e-nose')
 
-# %% ../nbs/04_tokenizers.ipynb #7b9c39ba
+# %% ../nbs/04_tokenizers.ipynb #97d6639c
 _MARKER = re.compile(r'<(' + '|'.join(MODALITY_TOKENS) + r')>')
 
 @dataclass
@@ -447,6 +447,7 @@ class ModalityItem:
         if self.tokens.ndim != 2 or len(self.tokens) == 0: raise DataError(f'{self.modality} tokens must be (N >= 1, dim), got shape {tuple(self.tokens.shape)}')
         if self.tokens.is_floating_point() and not torch.isfinite(self.tokens).all(): raise DataError(f'{self.modality} tokens contain NaN or infinite values')
 
+# %% ../nbs/04_tokenizers.ipynb #810ff956
 class MultimodalTokenizer:
     "A HF tokenizer plus the modality placeholder tokens; encodes text with `<image>`-style markers into one sequence."
     def __init__(self, tokenizer,  # any transformers tokenizer (it gets the special tokens added)

@@ -5,7 +5,7 @@
 # %% ../nbs/00a_train.ipynb #b292b31b
 from __future__ import annotations
 from .core import *
-import contextlib, dataclasses, math, os, time
+import contextlib, dataclasses, json, math, os, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -287,6 +287,9 @@ class PretrainedMixin:
         path = Path(path)
         for f in ('config.json', 'model.safetensors'):
             if not (path/f).is_file(): raise DataError(f'{f} not found: not a saved {cls.__name__} folder', path)
+        try: kind = json.loads((path/'config.json').read_text()).get('model_type')
+        except (json.JSONDecodeError, AttributeError) as e: raise DataError(f'config.json is not a JSON object ({e})', path) from e
+        if kind != cls.config_class.model_type: raise DataError(f'a saved {kind!r} model, not a {cls.config_class.model_type!r} one', path/'config.json')
         try: config = cls.config_class.from_pretrained(str(path))
         except Exception as e: raise DataError(f'unreadable {cls.__name__} config: {e}', path/'config.json') from e
         model = cls(config, **kwargs)

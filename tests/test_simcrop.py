@@ -5,8 +5,7 @@ import pytest, torch
 from medbook.train import TrainConfig
 from medbook.core import ConfigError, DataError
 from medbook.models.mae import load_encoder
-from medbook.models.simcrop import (LOSS_TERMS, SIMCROP_VARIANTS, SimCroP, load_simcrop, pretrain_simcrop, report_sentences,
-                                    save_simcrop, simcrop_config)
+from medbook.models.simcrop import LOSS_TERMS, SIMCROP_VARIANTS, SimCroP, pretrain_simcrop, report_sentences, simcrop_config
 
 SMALLER = dict(encoder=dict(img_size=(16, 32, 32), hidden_size=24, num_layers=1, num_heads=4),
                decoder=dict(decoder_hidden=24, decoder_layers=1, decoder_heads=4), embed_dim=24,
@@ -71,17 +70,18 @@ def test_resume_is_bit_identical(vols, tmp_path):
 
 def test_save_load_round_trip(vols, tmp_path):
     m, _ = _run(vols, variant='global CLIP')
-    p = save_simcrop(m, tmp_path/'g')
-    m2 = load_simcrop(p); m.eval()
+    p = m.save_pretrained(tmp_path/'g')
+    m2 = SimCroP.from_pretrained(p); m.eval()
     with torch.no_grad():
         assert torch.equal(m2.embed_image(vols), m.embed_image(vols)) and torch.equal(m2.embed_text(REPORTS), m.embed_text(REPORTS))
-    enc = load_encoder(p)
+    assert json.dumps(m2.cfg, sort_keys=True) == json.dumps(m.cfg, sort_keys=True) and all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
+    enc = load_encoder(p/'encoder')
     assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), m.encoder.state_dict().values()))
     assert not any(k.startswith('text.trunk') for k in m2.state_dict())       # the frozen MiniLM trunk is the package's, not saved
-    (p/'simcrop.safetensors').write_bytes(b'not a safetensors file')
-    with pytest.raises(DataError, match='simcrop.safetensors'): load_simcrop(p)
-    p = save_simcrop(m, tmp_path/'g')
-    cfg = json.loads((p/'simcrop.json').read_text()); cfg['config']['embed_dim'] = 12
-    (p/'simcrop.json').write_text(json.dumps(cfg))
-    with pytest.raises(DataError, match='do not fit'): load_simcrop(p)
+    (p/'model.safetensors').write_bytes(b'not a safetensors file')
+    with pytest.raises(DataError, match='model.safetensors'): SimCroP.from_pretrained(p)
+    p = m.save_pretrained(tmp_path/'g')
+    cfg = json.loads((p/'config.json').read_text()); cfg['simcrop']['embed_dim'] = 12
+    (p/'config.json').write_text(json.dumps(cfg))
+    with pytest.raises(DataError, match='do not fit'): SimCroP.from_pretrained(p)
     assert sorted(x.name for x in tmp_path.iterdir()) == ['g']

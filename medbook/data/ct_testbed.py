@@ -23,12 +23,12 @@ log = logging.getLogger('medbook.ct')
 # %% auto #0
 __all__ = ['log', 'INSERTED_TYPES', 'PREVALENCE', 'TESTBED_CONFIGS', 'LOBES', 'S', 'VESSELS', 'BONES', 'INSERTERS',
            'testbed_config', 'ct_base', 'iu_report_sentences', 'mine_iu_normal_statements', 'patient_grid',
-           'warp_patient', 'insert_nodule', 'insert_opacity', 'insert_consolidation', 'insert_atelectasis',
-           'insert_emphysema', 'insert_mosaic', 'insert_fibrotic', 'insert_pleural_effusion', 'insert_cardiomegaly',
-           'cardiothoracic_ratio', 'insert_pericardial_effusion', 'insert_aortic_calcification',
+           'warp_patient', 'base_center', 'smooth_base', 'insert_nodule', 'insert_opacity', 'insert_consolidation',
+           'insert_atelectasis', 'insert_emphysema', 'insert_mosaic', 'insert_fibrotic', 'insert_pleural_effusion',
+           'insert_cardiomegaly', 'cardiothoracic_ratio', 'insert_pericardial_effusion', 'insert_aortic_calcification',
            'insert_coronary_calcification', 'insert_lymphadenopathy', 'insert_hiatal_hernia', 'insert_central_line',
-           'write_report', 'make_patient', 'base_center', 'smooth_base', 'show_patient', 'prevalence_table',
-           'build_ct_testbed', 'ct_testbed', 'load_ct_testbed', 'testbed_arrays']
+           'write_report', 'make_patient', 'show_patient', 'prevalence_table', 'build_ct_testbed', 'ct_testbed',
+           'load_ct_testbed', 'testbed_arrays']
 
 # %% ../../nbs/02_ct_testbed.ipynb #02952350
 INSERTED_TYPES = ('Lung nodule', 'Arterial wall calcification', 'Lung opacity', 'Atelectasis', 'Emphysema',
@@ -160,7 +160,18 @@ def warp_patient(base: dict,  # from `ct_base` (HU possibly pre-smoothed)
     lab = ndi.map_coordinates(base['labels'], bidx[:3], order=0, cval=0).reshape(size).astype(np.uint8)
     return hu, lab, {'rotation_deg': np.rad2deg(ang).round(2).tolist(), 'scale': scl.round(3).tolist(), 'shift_mm': shift.round(1).tolist()}
 
-# %% ../../nbs/02_ct_testbed.ipynb #580bc1a0
+def base_center(base: dict) -> np.ndarray:
+    "RAS centre the patients' field of view is placed on: the lungs' centre, 15 mm caudal."
+    idx = np.argwhere(np.isin(base['labels'], list(LOBES))).mean(0)
+    return (base['affine'] @ np.r_[idx, 1])[:3] - np.array([0, 0, 15.0])
+
+def smooth_base(base: dict, cfg: dict) -> dict:
+    "The base with HU low-pass filtered for the scale's spacing (anti-aliasing before sampling)."
+    bsp = np.linalg.norm(base['affine'][:3, :3], axis=0)
+    sig = np.maximum(0, 0.4 * (np.array(cfg['spacing']) / bsp - 1))
+    return {**base, 'hu': ndi.gaussian_filter(base['hu'], sig) if sig.any() else base['hu']}
+
+# %% ../../nbs/02_ct_testbed.ipynb #ad1851ea
 class _Ctx:
     "A patient under construction: HU, labels, free voxels, spacing and cached structure masks."
     def __init__(self, hu, lab, spacing, min_vox):
@@ -177,6 +188,7 @@ class _Ctx:
         if k not in self._c: self._c[k] = ndi.distance_transform_edt(self.mask(*labels), sampling=self.sp)
         return self._c[k]
 
+# %% ../../nbs/02_ct_testbed.ipynb #0f132f6c
 def _ellipsoid(ctx, center, radii_mm, rng, irregular=0.2):
     "Bool mask of a lobulated ellipsoid (radius modulated by smooth noise) around voxel `center`."
     r_vox = np.asarray(radii_mm) / ctx.sp
@@ -201,6 +213,7 @@ def _pick(ctx, region, rng, min_depth_mm=0.0, dist=None):
     idx = np.flatnonzero(cand & ctx.free)
     return None if not len(idx) else np.array(np.unravel_index(rng.choice(idx), ctx.hu.shape), float)
 
+# %% ../../nbs/02_ct_testbed.ipynb #ee12633f
 def _extent_mm(ctx, m):
     "Largest in-plane extent and the z extent of mask `m`, in mm."
     idx = np.argwhere(m)
@@ -225,7 +238,7 @@ def _choose_lobe(ctx, rng, lobes=None, weights=None):
     p = np.array([ctx.mask(l).sum() for l in lobes], float) if weights is None else np.array([weights[l] for l in lobes], float)
     return lobes[rng.choice(len(lobes), p=p / p.sum())]
 
-# %% ../../nbs/02_ct_testbed.ipynb #683e298f
+# %% ../../nbs/02_ct_testbed.ipynb #8a48979e
 def insert_nodule(ctx, rng):
     "One to three lung nodules: solid, part-solid or calcified, 5-30 mm, inside a lobe."
     out = []
@@ -281,6 +294,7 @@ def insert_atelectasis(ctx, rng):
     if not les: return []
     les['size_mm'] = round(_extent_mm(ctx, les['mask'])[0]); return [les]
 
+# %% ../../nbs/02_ct_testbed.ipynb #884d2da8
 def insert_emphysema(ctx, rng):
     "Centrilobular / paraseptal emphysema: patchy low attenuation (-980..-940 HU), upper-lobe predominant."
     sev = str(rng.choice(['mild', 'moderate', 'severe'], p=[0.5, 0.35, 0.15])); frac = {'mild': 0.12, 'moderate': 0.22, 'severe': 0.35}[sev]
@@ -320,6 +334,7 @@ def insert_fibrotic(ctx, rng):
     if not les: return []
     les['size_mm'] = round(_extent_mm(ctx, les['mask'])[0]); return [les]
 
+# %% ../../nbs/02_ct_testbed.ipynb #4f7e35f4
 def insert_pleural_effusion(ctx, rng):
     "Pleural effusion (0-20 HU) layering in the dependent (posterior, basal) pleural space, one or both sides."
     sides = {'right': ['right'], 'left': ['left'], 'bilateral': ['right', 'left']}[str(rng.choice(['right', 'left', 'bilateral'], p=[0.4, 0.3, 0.3]))]
@@ -345,6 +360,7 @@ def insert_pleural_effusion(ctx, rng):
             out.append(les)
     return out
 
+# %% ../../nbs/02_ct_testbed.ipynb #f3bcec1b
 def insert_cardiomegaly(ctx, rng):
     "Cardiomegaly: the heart scaled up 15-35% about its centre, with its own texture, into the lungs and fat."
     heart = ctx.mask(S['heart'])
@@ -380,6 +396,7 @@ def insert_pericardial_effusion(ctx, rng):
     les = _lesion(ctx, 'Pericardial effusion', m, location='pericardium', character='small' if t < 8 else 'moderate', size_mm=round(t))
     return [les] if les else []
 
+# %% ../../nbs/02_ct_testbed.ipynb #eee8931a
 def _wall_spots(ctx, region, n, rng, hu_range, label, **info):
     "Calcified plaques: `n` small bright clusters on the boundary of `region`."
     wall = region & ~ndi.binary_erosion(region)
@@ -409,6 +426,7 @@ def insert_coronary_calcification(ctx, rng):
     return _wall_spots(ctx, heart & (z >= zc) & (y >= yc), n, rng, (300, 800), 'Coronary artery wall calcification', location='coronary arteries',
                        character='focal' if n < 3 else 'multifocal', n_plaques=n)
 
+# %% ../../nbs/02_ct_testbed.ipynb #3b90e439
 def insert_lymphadenopathy(ctx, rng):
     "An enlarged mediastinal lymph node (short axis 11-25 mm, 35-55 HU) beside the trachea or below the carina."
     tr = ctx.mask(S['trachea']); ao = ctx.mask(S['aorta'])
@@ -453,6 +471,7 @@ def insert_central_line(ctx, rng):
     ctx.hu[m & ctx.free] = np.maximum(ctx.hu[m & ctx.free], rng.uniform(600, 1500))
     return [l for l in [_lesion(ctx, 'Medical material', m, location='superior vena cava', character='central venous catheter')] if l]
 
+# %% ../../nbs/02_ct_testbed.ipynb #c9a768c6
 INSERTERS: dict[str, Callable] = {
     'Cardiomegaly': insert_cardiomegaly, 'Pericardial effusion': insert_pericardial_effusion,
     'Arterial wall calcification': insert_aortic_calcification, 'Coronary artery wall calcification': insert_coronary_calcification,
@@ -461,7 +480,7 @@ INSERTERS: dict[str, Callable] = {
     'Pulmonary fibrotic sequela': insert_fibrotic, 'Emphysema': insert_emphysema, 'Mosaic attenuation pattern': insert_mosaic,
     'Pleural effusion': insert_pleural_effusion}  # insertion order: the heart first (it grows), effusion last (it layers)
 
-# %% ../../nbs/02_ct_testbed.ipynb #8fadb073
+# %% ../../nbs/02_ct_testbed.ipynb #347c5495
 _ORDER = ['Medical material', 'Lymphadenopathy', 'Cardiomegaly', 'Pericardial effusion', 'Arterial wall calcification',
           'Coronary artery wall calcification', 'Hiatal hernia', 'Lung nodule', 'Lung opacity', 'Consolidation', 'Atelectasis',
           'Pulmonary fibrotic sequela', 'Emphysema', 'Mosaic attenuation pattern', 'Pleural effusion']
@@ -500,6 +519,8 @@ _IMP = {'Lung nodule': '{Location} nodule ({size} mm).', 'Lung opacity': '{Chara
         'Cardiomegaly': 'Cardiomegaly.', 'Pericardial effusion': 'Pericardial effusion.', 'Arterial wall calcification': 'Aortic atherosclerosis.',
         'Coronary artery wall calcification': 'Coronary artery calcification.', 'Lymphadenopathy': 'Mediastinal lymphadenopathy ({location}).',
         'Hiatal hernia': 'Hiatal hernia.', 'Medical material': 'Central venous catheter in place.'}
+
+# %% ../../nbs/02_ct_testbed.ipynb #7b369d0d
 _NORMAL = {  # (topic, labels whose absence it states, CT-style templates)
     'airways': ((), ['Trachea and both main bronchi are patent.', 'The trachea and main bronchi are open.', 'Central airways are patent.']),
     'Lymphadenopathy': (('Lymphadenopathy',), ['No mediastinal or hilar lymphadenopathy.', 'No lymph node of pathological size is seen in the mediastinum.', 'Mediastinal lymph nodes are not enlarged.']),
@@ -523,6 +544,7 @@ def _fmt(tpl, les):
     s = tpl.format(**vals)
     return s[:1].upper() + s[1:]
 
+# %% ../../nbs/02_ct_testbed.ipynb #8d0b0b5a
 def write_report(lesions: Sequence[dict],  # inserted lesions, each with 'label', 'ids' and its report fields
                  rng: np.random.Generator,  # varies templates and normal statements
                  iu_phrases: dict | None = None,  # real IU normal statements per finding (optional)
@@ -600,17 +622,6 @@ def make_patient(base: dict,  # `ct_base()` (HU pre-smoothed for the scale)
                 lesions=[{k: v for k, v in l.items() if k != 'mask'} | {'voxels': int(l['mask'].sum())} for l in lesions],
                 meta=dict(deform, contrast=round(float(c), 2), noise_hu=round(float(sigma), 1)))
 
-def base_center(base: dict) -> np.ndarray:
-    "RAS centre the patients' field of view is placed on: the lungs' centre, 15 mm caudal."
-    idx = np.argwhere(np.isin(base['labels'], list(LOBES))).mean(0)
-    return (base['affine'] @ np.r_[idx, 1])[:3] - np.array([0, 0, 15.0])
-
-def smooth_base(base: dict, cfg: dict) -> dict:
-    "The base with HU low-pass filtered for the scale's spacing (anti-aliasing before sampling)."
-    bsp = np.linalg.norm(base['affine'][:3, :3], axis=0)
-    sig = np.maximum(0, 0.4 * (np.array(cfg['spacing']) / bsp - 1))
-    return {**base, 'hu': ndi.gaussian_filter(base['hu'], sig) if sig.any() else base['hu']}
-
 # %% ../../nbs/02_ct_testbed.ipynb #58c93b5c
 def show_patient(image: torch.Tensor,  # (1, D, H, W) in [-1, 1]
                  lesions: torch.Tensor,  # (1, D, H, W) lesion-id map
@@ -644,7 +655,7 @@ def show_patient(image: torch.Tensor,  # (1, D, H, W) in [-1, 1]
     fig.tight_layout()
     return fig
 
-# %% ../../nbs/02_ct_testbed.ipynb #9c93d27a
+# %% ../../nbs/02_ct_testbed.ipynb #d176ec9c
 _BASE = {}
 
 def _init_worker(base, cfg):
@@ -665,6 +676,7 @@ def _make_and_write(job):
     return dict(VolumeName=name, labels=p['labels'].tolist(), findings=p['findings'], impression=p['impression'],
                 grounding=dict(VolumeName=name, lesion_mask=str(rel_mask), lesions=p['lesions'], sentences=p['sentences'], meta=p['meta']))
 
+# %% ../../nbs/02_ct_testbed.ipynb #5ce0d310
 def _write_split(root: Path, split: str, recs: list[dict], cfg: dict):
     lay = CTRateLayout(root, split, volumes_dir=split)
     def write(rel, df):
@@ -695,6 +707,7 @@ def prevalence_table(root: str | os.PathLike  # a built testbed
     df = pd.DataFrame(rows)
     return df.sort_values(df.columns[0], ascending=False)
 
+# %% ../../nbs/02_ct_testbed.ipynb #ddb281d2
 def _build_testbed(d: Path, cfg: dict, seed: int, workers: int | None):
     import multiprocessing as mp
     t0 = time.time()

@@ -10,7 +10,7 @@ from ..core import DataError, ConfigError, cached, config_hash, pick_scale, prog
 import hashlib, importlib.util, io, json, math, os, re, tarfile
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['DEID', 'SECTIONS', 'CT_RATE_LABELS', 'IU_ONLY_LABELS', 'LABELS', 'LEXICON', 'REPORTS_VERSION', 'MESH_TO_LABEL',
-           'MESH_QUALIFIER_TO_LABEL', 'package_dir', 'iu_archive', 'iter_xml_members', 'clean_report_text',
-           'split_sentences', 'Report', 'parse_report_xml', 'Mention', 'find_mentions', 'report_labels', 'split_of',
-           'Corpus', 'load_iu_corpus', 'reports_frame', 'write_report_xml', 'labeler_fingerprint',
-           'write_reports_artifact', 'build_reports', 'load_reports', 'label_counts', 'plot_corpus_stats',
-           'mesh_labels', 'mesh_agreement', 'reports_negation_experiment']
+__all__ = ['DEID', 'SECTIONS', 'CT_RATE_LABELS', 'IU_ONLY_LABELS', 'LABELS', 'LEXICON', 'REPORTS_CONFIGS', 'REPORTS_VERSION',
+           'MESH_TO_LABEL', 'MESH_QUALIFIER_TO_LABEL', 'package_dir', 'iu_archive', 'iter_xml_members',
+           'clean_report_text', 'split_sentences', 'Report', 'parse_report_xml', 'Mention', 'find_mentions',
+           'report_labels', 'split_of', 'Corpus', 'load_iu_corpus', 'reports_frame', 'write_report_xml',
+           'ReportsConfig', 'labeler_fingerprint', 'write_reports_artifact', 'build_reports', 'load_reports',
+           'label_counts', 'plot_corpus_stats', 'mesh_labels', 'mesh_agreement', 'reports_negation_experiment']
 
 # %% ../../nbs/03_reports.ipynb #bf86862e
 def package_dir(module: str  # an installed (data-only) package, located without importing it
@@ -202,7 +202,7 @@ class Mention:
 
 def find_mentions(sentence: str  # one report sentence
                  ) -> list[Mention]:
-    "The findings a sentence mentions, each positive, negative or uncertain (NegEx-style clause scope)."
+    "The findings a sentence mentions, each positive, negative or uncertain (NegEx clause scope, Chapman et al. 2001)."
     out = []
     for clause in _TERMINATORS.split(sentence):
         if not clause.strip(): continue
@@ -226,7 +226,7 @@ _RANK = {'positive': 1, 'uncertain': -1, 'negative': 0}
 
 def report_labels(sentences: Iterable[str]  # the report's FINDINGS and IMPRESSION sentences
                  ) -> dict[str, int]:
-    "Report-level labels: 1 positive, -1 uncertain, 0 negated; unmentioned findings are left out."
+    "Report-level labels as the CheXpert labeler combines them (Irvin et al. 2019): 1 positive, -1 uncertain, 0 negated."
     seen: dict[str, set] = {}
     for s in sentences:
         for m in find_mentions(s): seen.setdefault(m.label, set()).add(m.status)
@@ -292,14 +292,25 @@ def write_report_xml(path: str | os.PathLike,  # where to write
     return Path(path)
 
 # %% ../../nbs/03_reports.ipynb #131cba64
+@dataclass(frozen=True)
+class ReportsConfig:
+    "One scale of the report corpus and of the `reports-negation` experiment."
+    limit: int | None = None  # keep the first `limit` reports of the archive (None: all 3,955)
+    min_support: int = 5  # score a label only where at least this many test reports carry it in MeSH
+
+    def __post_init__(self):
+        if self.limit is not None and self.limit < 1: raise ConfigError(f'ReportsConfig: limit must be >= 1 or None, got {self.limit}')
+        if self.min_support < 1: raise ConfigError(f'ReportsConfig: min_support must be >= 1, got {self.min_support}')
+
+REPORTS_CONFIGS = {'tiny': ReportsConfig(limit=300, min_support=1), 'small': ReportsConfig(), 'full': ReportsConfig()}
 REPORTS_VERSION = 3
-_SCALE_LIMIT = {'tiny': 300, 'small': None, 'full': None}
 
 def labeler_fingerprint() -> str:
     "A hash of the lexicon and the negation rules: editing them rebuilds the cached corpus."
     rules = [LEXICON, [r.pattern for r in (_TERMINATORS, _PRE_NEG, _PSEUDO_NEG, _POST_NEG, _UNCERTAIN)], {k: r.pattern for k, r in _NORMALS.items()}]
     return config_hash(rules)
 
+# %% ../../nbs/03_reports.ipynb #3f3d613c
 def write_reports_artifact(d: str | os.PathLike,  # an existing directory to write into
                            archive: str | os.PathLike | None = None,  # an Open-i report archive (default: the IU one in torchxrayvision)
                            limit: int | None = None,  # keep only the first `limit` files
@@ -308,8 +319,7 @@ def write_reports_artifact(d: str | os.PathLike,  # an existing directory to wri
     d = Path(d)
     corpus = load_iu_corpus(archive, limit=limit)
     df = reports_frame(corpus)
-    with open(d/'reports.jsonl', 'w') as f:
-        for row in df.to_dict('records'): f.write(json.dumps(row) + '\n')
+    atomic_write(d/'reports.jsonl', ''.join(json.dumps(row) + '\n' for row in df.to_dict('records')))
     lab = pd.DataFrame([{'id': i, **{k: l.get(k, np.nan) for k in LABELS}} for i, l in zip(df.id, df.labels)])
     lab.to_csv(d/'labels.csv', index=False)
     pd.DataFrame({'VolumeName': df.id, 'Findings_EN': df.findings, 'Impressions_EN': df.impression}).to_csv(d/'ctrate_reports.csv', index=False)
@@ -323,7 +333,7 @@ def build_reports(scale: str = 'small',  # 'tiny' keeps 300 reports, 'small'/'fu
                   seed: int = 0,  # unused: the split is a hash of the report id
                  ) -> Path:
     "Build (once) and return the directory of the parsed report corpus."
-    limit = pick_scale(_SCALE_LIMIT, scale)
+    limit = pick_scale(REPORTS_CONFIGS, scale).limit
     return cached('iu-reports', lambda d: write_reports_artifact(d, limit=limit), config={'version': REPORTS_VERSION, 'limit': limit, 'labeler': labeler_fingerprint()})
 
 _COLUMNS = ('id', 'split', 'indication', 'comparison', 'findings', 'impression', 'sentences', 'mesh', 'problems', 'labels')
@@ -331,7 +341,7 @@ _COLUMNS = ('id', 'split', 'indication', 'comparison', 'findings', 'impression',
 def load_reports(source: str | os.PathLike = 'small',  # a scale, or a directory holding reports.jsonl
                 ) -> pd.DataFrame:
     "The parsed corpus as a DataFrame (building it first when `source` is a scale)."
-    d = build_reports(source) if source in _SCALE_LIMIT else Path(source)
+    d = build_reports(source) if source in REPORTS_CONFIGS else Path(source)
     p = d/'reports.jsonl'
     if not p.exists(): raise DataError('reports.jsonl not found (build it with `medbook data build reports`)', p)
     rows = []
@@ -406,6 +416,7 @@ def mesh_labels(mesh: Iterable[str]  # a report's MeSH <major> terms, e.g. 'Opac
         out |= {MESH_QUALIFIER_TO_LABEL[(parts[0], q)] for q in parts[1:] if (parts[0], q) in MESH_QUALIFIER_TO_LABEL}
     return out
 
+# %% ../../nbs/03_reports.ipynb #c17f4fb6
 def _negation_blind(sentences):
     return {k for s in sentences for k, rx in _LEX.items() if rx.search(s)}
 
@@ -441,7 +452,7 @@ def mesh_agreement(df: pd.DataFrame,  # from `load_reports`
 def reports_negation_experiment(scale: str = 'small', seed: int = 0) -> dict:
     "Negation-aware labeler vs negation-blind keywords, macro P/R/F1 against MeSH on the test split."
     df = load_reports(scale)
-    t = mesh_agreement(df[df.split == 'test'], min_support=5 if scale != 'tiny' else 1)
+    t = mesh_agreement(df[df.split == 'test'], min_support=pick_scale(REPORTS_CONFIGS, scale).min_support)
     m = t.loc['macro average']
     rows = {'negation-aware labeler': {'macro_precision': float(m.precision), 'macro_recall': float(m.recall), 'macro_F1': float(m.F1)},
             'keyword baseline': {'macro_precision': float(m['keyword precision']), 'macro_recall': float(m['keyword recall']), 'macro_F1': float(m['keyword F1'])}}

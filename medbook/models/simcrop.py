@@ -7,7 +7,9 @@ from __future__ import annotations
 from ..core import *
 from ..core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, dist_info,
                           is_main_process, progress, medbook_home, config_hash, atomic_save_safetensors, read_safetensors)
-from ..train import TrainConfig, fit, param_groups
+from ..train import TrainConfig, fit, param_groups, PretrainedMixin
+from transformers import PretrainedConfig
+from fastcore.basics import patch
 from ..data.ct_testbed import testbed_arrays
 from .mae import (ViT3D, ViT3DConfig, MAE3D, ReportDecoder, MAE_CONFIGS, random_masking, patch_targets, masked_mse,
                                 tokenize_reports, mask_report_words, save_encoder, load_encoder)
@@ -28,7 +30,7 @@ from transformers import AutoModel
 # %% auto #0
 __all__ = ['SIMCROP_VERSION', 'LOSS_TERMS', 'SIMCROP_CONFIGS', 'SIMCROP_VARIANTS', 'STOP_WORDS', 'simcrop_config',
            'check_simcrop_config', 'report_sentences', 'is_content_piece', 'MiniLMTower', 'CrossGranularityFusion',
-           'SimCroP', 'simcrop_param_groups', 'simcrop_loss', 'pretrain_simcrop', 'save_simcrop', 'load_simcrop',
+           'SimCroPConfig', 'SimCroP', 'simcrop_param_groups', 'simcrop_loss', 'pretrain_simcrop',
            'pretrain_checkpoint_dir', 'simcrop_train_config', 'pretrain_variant', 'plot_pretraining', 'similarity_maps',
            'show_grounding']
 
@@ -225,11 +227,25 @@ def _mlm_loss(dec: ReportDecoder, hidden: torch.Tensor, labels: torch.Tensor, in
     logits = hidden[sel] @ dec.tok_embed.weight[vocab].T + dec.head.bias[vocab]
     return F.cross_entropy(logits.float(), torch.searchsorted(vocab, labels[sel]))
 
-class SimCroP(nn.Module):
+class SimCroPConfig(PretrainedConfig):
+    "A SimCroP model's settings (the dict of `simcrop_config`) and the code version, saved as `config.json` beside the weights."
+    model_type = 'medbook-simcrop'
+    def __init__(self, simcrop: dict | None = None,  # from `simcrop_config`
+                 version: int = SIMCROP_VERSION,  # the code version the weights belong to
+                 **kwargs):
+        self.simcrop, self.version = simcrop or {}, version
+        super().__init__(**kwargs)
+
+class SimCroP(PretrainedMixin, nn.Module):
     "SimCroP: a 3-D ViT and MiniLM in one joint space, pretrained with masked modeling, alignment and cross-granularity fusion."
-    def __init__(self, cfg: dict):  # from `simcrop_config`
+    config_class = SimCroPConfig
+    def __init__(self, cfg: dict | SimCroPConfig):  # from `simcrop_config`, or a saved model's config
         super().__init__()
+        if isinstance(cfg, SimCroPConfig):
+            if cfg.version != SIMCROP_VERSION: raise DataError(f'weights of SimCroP version {cfg.version}; this code is version {SIMCROP_VERSION}')
+            cfg = cfg.simcrop
         self.cfg = check_simcrop_config(copy.deepcopy(cfg))
+        self.config = SimCroPConfig(simcrop=self.cfg)
         w = self.weights = self.cfg['weights']
         self.mae = MAE3D(ViT3DConfig(**self.cfg['encoder']), **self.cfg['decoder'], mask_ratio=self.cfg['mask_ratio'])
         if w['mae'] == 0:
@@ -417,33 +433,17 @@ def pretrain_simcrop(model: SimCroP,  # what to train (already on its device)
                groups=simcrop_param_groups(model, cfg.lr, cfg.weight_decay), stop_after=stop_after, desc=desc)
 
 # %% ../../nbs/07_simcrop.ipynb #4415b06b
-def save_simcrop(model: SimCroP,  # the model to save
-                 path: str | os.PathLike,  # destination folder (replaced if it exists)
-                ) -> Path:
-    "Save the encoder (a `load_encoder` folder) plus the whole model's config and weights, atomically."
+@patch
+def save_pretrained(self: SimCroP,
+                    path: str | os.PathLike,  # destination folder (replaced if it exists)
+                   ) -> Path:
+    "`config.json` + `model.safetensors` of the whole model, and the encoder alone in `encoder/` (a `load_encoder` folder), atomically."
     with atomic_dir(path) as tmp:
-        model.encoder.save_pretrained(str(tmp), safe_serialization=True)   # what `load_encoder` reads
-        (tmp/'simcrop.json').write_text(json.dumps(dict(format='medbook-simcrop', version=SIMCROP_VERSION, config=model.cfg), indent=1))
-        atomic_save_safetensors(model.state_dict(), tmp/'simcrop.safetensors', metadata={'format': 'medbook-simcrop'})
+        PretrainedMixin.save_pretrained(self, tmp/'model')
+        for f in (tmp/'model').iterdir(): f.rename(tmp/f.name)
+        (tmp/'model').rmdir()
+        self.encoder.save_pretrained(str(tmp/'encoder'), safe_serialization=True)
     return Path(path)
-
-def load_simcrop(path: str | os.PathLike,  # a folder written by `save_simcrop`
-                 device: str | torch.device = 'cpu',  # where the model goes
-                ) -> SimCroP:
-    "The saved `SimCroP`, in eval mode."
-    path = Path(path)
-    for f in ('simcrop.json', 'simcrop.safetensors'):
-        if not (path/f).is_file(): raise DataError(f'{f} not found: not a saved SimCroP folder', path)
-    try: meta = json.loads((path/'simcrop.json').read_text())
-    except json.JSONDecodeError as e: raise DataError(f'not valid JSON ({e})', path/'simcrop.json') from e
-    if not isinstance(meta, dict) or meta.get('format') != 'medbook-simcrop' or 'config' not in meta:
-        raise DataError('not a SimCroP config (format is not medbook-simcrop)', path/'simcrop.json')
-    try: model = SimCroP(meta['config'])
-    except (ConfigError, KeyError, TypeError) as e: raise DataError(f'unusable SimCroP config: {e}', path/'simcrop.json') from e
-    sd, _ = read_safetensors(path/'simcrop.safetensors')
-    try: model.load_state_dict(sd)
-    except RuntimeError as e: raise DataError(f'weights do not fit the config: {str(e)[:300]}', path/'simcrop.safetensors') from e
-    return model.to(device).eval()
 
 # %% ../../nbs/07_simcrop.ipynb #d448b6d7
 def pretrain_checkpoint_dir(cfg: dict,  # from `simcrop_config`

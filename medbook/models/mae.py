@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..core import *
 from ..core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, dist_info,
                           progress, medbook_home, config_hash, experiment, unwrap_model)
-from ..train import TrainConfig, fit, step_generator, param_groups
+from ..train import TrainConfig, fit, step_generator, param_groups, PretrainedMixin
 from ..data.ct_testbed import testbed_arrays
 from ..tokenizers import patchify, unpatchify, minilm_tokenizer
 from ..ct.io import CT_RATE_ABNORMALITIES
@@ -27,10 +27,10 @@ from monai.networks.blocks.pos_embed_utils import build_sincos_position_embeddin
 
 # %% auto #0
 __all__ = ['FINDING_WORDS', 'MAE_VERSION', 'MAE_CONFIGS', 'MAE_HELDOUT', 'check_vit_config', 'ViT3DConfig', 'vit_blocks', 'ViT3D',
-           'save_encoder', 'load_encoder', 'random_masking', 'patch_targets', 'masked_mse', 'MAE3D', 'tokenize_reports',
-           'mask_report_words', 'ReportDecoder', 'MultiModalMAE', 'mae_loss', 'pretrain', 'encode_volumes',
-           'linear_probe_auc', 'layer_features', 'select_probe_features', 'heldout_arrays', 'mae_checkpoint_dir',
-           'mae_experiment']
+           'save_encoder', 'load_encoder', 'random_masking', 'patch_targets', 'masked_mse', 'MAE3DConfig', 'MAE3D',
+           'tokenize_reports', 'mask_report_words', 'ReportDecoder', 'MultiModalMAEConfig', 'MultiModalMAE', 'mae_loss',
+           'pretrain', 'encode_volumes', 'linear_probe_auc', 'layer_features', 'select_probe_features',
+           'heldout_arrays', 'mae_checkpoint_dir', 'mae_experiment']
 
 # %% ../../nbs/05_masked_modeling.ipynb #61b5c04b
 def check_vit_config(img_size: Sequence[int],  # (D, H, W) voxels
@@ -202,17 +202,33 @@ def masked_mse(pred: torch.Tensor,  # (B, N, P) predicted patches
     return (per_patch * m).sum() / m.sum().clamp(min=1)
 
 # %% ../../nbs/05_masked_modeling.ipynb #6511112e
-class MAE3D(nn.Module):
+class MAE3DConfig(PretrainedConfig):
+    "An MAE's settings: its encoder's `ViT3DConfig` (as a dict) and the decoder's; saved as `config.json` beside the weights."
+    model_type = 'medbook-mae3d'
+    def __init__(self, encoder: dict | None = None,  # the encoder's `ViT3DConfig.to_dict()`
+                 decoder_hidden: int = 96, decoder_layers: int = 2, decoder_heads: int = 4,  # the decoder
+                 mask_ratio: float = 0.75, norm_pix: bool = True,  # masking and target
+                 **kwargs):
+        self.encoder, self.decoder_hidden, self.decoder_layers, self.decoder_heads = encoder or {}, decoder_hidden, decoder_layers, decoder_heads
+        self.mask_ratio, self.norm_pix = mask_ratio, norm_pix
+        super().__init__(**kwargs)
+
+class MAE3D(PretrainedMixin, nn.Module):
     "Masked autoencoder on a `ViT3D`: encode the visible tokens, decode all with a light decoder, regress the hidden patches."
-    def __init__(self, encoder: ViT3D | ViT3DConfig,  # the encoder, or its config
+    config_class = MAE3DConfig
+    def __init__(self, encoder: ViT3D | ViT3DConfig | MAE3DConfig,  # the encoder, or its config, or a whole saved MAE's config
                  decoder_hidden: int = 96,  # decoder width (a multiple of 6)
                  decoder_layers: int = 2,  # decoder blocks
                  decoder_heads: int = 4,  # decoder heads
                  mask_ratio: float = 0.75,  # fraction of tokens hidden
                  norm_pix: bool = True):  # normalised-pixel target
         super().__init__()
+        if isinstance(encoder, MAE3DConfig):
+            m = encoder; encoder = ViT3DConfig.from_dict(m.encoder)
+            decoder_hidden, decoder_layers, decoder_heads, mask_ratio, norm_pix = m.decoder_hidden, m.decoder_layers, m.decoder_heads, m.mask_ratio, m.norm_pix
         self.encoder = encoder if isinstance(encoder, ViT3D) else ViT3D(encoder)
         c = self.encoder.config
+        self.config = MAE3DConfig(c.to_dict(), decoder_hidden, decoder_layers, decoder_heads, mask_ratio, norm_pix)
         check_vit_config(c.img_size, c.patch_size, decoder_hidden, decoder_heads)
         self.mask_ratio, self.norm_pix, self.patch = mask_ratio, norm_pix, tuple(c.patch_size)
         self.decoder_embed = nn.Linear(c.hidden_size, decoder_hidden)
@@ -341,16 +357,32 @@ class ReportDecoder(nn.Module):
         if not sel.any(): return hidden.sum() * 0
         return F.cross_entropy(self.head(hidden[sel]).float(), labels[sel])
 
-class MultiModalMAE(nn.Module):
+class MultiModalMAEConfig(PretrainedConfig):
+    "The image MAE's config (as a dict) and the report decoder's settings, saved as `config.json` beside the weights."
+    model_type = 'medbook-multimodal-mae'
+    def __init__(self, mae: dict | None = None,  # the image MAE's `MAE3DConfig.to_dict()`
+                 vocab_size: int = 30522, text_hidden: int = 192, text_layers: int = 2, text_heads: int = 6,  # report decoder
+                 max_len: int = 128, mlm_weight: float = 1.0, **kwargs):  # longest report; lambda of the MLM term
+        self.mae, self.vocab_size, self.text_hidden, self.text_layers, self.text_heads = mae or {}, vocab_size, text_hidden, text_layers, text_heads
+        self.max_len, self.mlm_weight = max_len, mlm_weight
+        super().__init__(**kwargs)
+
+class MultiModalMAE(PretrainedMixin, nn.Module):
     "SimCroP's stage 1: the image MAE plus masked report modeling conditioned on the visible image tokens."
-    def __init__(self, mae: MAE3D,  # the image MAE
-                 vocab_size: int,  # tokenizer vocabulary
+    config_class = MultiModalMAEConfig
+    def __init__(self, mae: MAE3D | MultiModalMAEConfig,  # the image MAE, or a whole saved model's config
+                 vocab_size: int | None = None,  # tokenizer vocabulary (with an MAE)
                  text_hidden: int = 192,  # report decoder width
                  text_layers: int = 2,  # report decoder blocks
                  text_heads: int = 6,  # report decoder heads
                  max_len: int = 128,  # longest report
                  mlm_weight: float = 1.0):  # lambda in L = L_MAE + lambda L_MLM
         super().__init__()
+        if isinstance(mae, MultiModalMAEConfig):
+            m = mae; mae = MAE3D(MAE3DConfig.from_dict(m.mae))
+            vocab_size, text_hidden, text_layers, text_heads, max_len, mlm_weight = m.vocab_size, m.text_hidden, m.text_layers, m.text_heads, m.max_len, m.mlm_weight
+        if vocab_size is None: raise ConfigError('MultiModalMAE needs the tokenizer vocab_size')
+        self.config = MultiModalMAEConfig(mae.config.to_dict(), vocab_size, text_hidden, text_layers, text_heads, max_len, mlm_weight)
         self.mae, self.mlm_weight = mae, mlm_weight
         self.text = ReportDecoder(vocab_size, mae.encoder.config.hidden_size, text_hidden, text_layers, text_heads, max_len)
 

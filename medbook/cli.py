@@ -110,6 +110,7 @@ def list_experiments():
     load_all_modules()
     for n, e in sorted(EXPERIMENTS.items()): print(f'{n:24s} [{e.paper}] {e.description}')
 
+# %% ../nbs/90_cli.ipynb #00221739
 def _run_isolated(name, scale, seed, runs_dir) -> bool:
     "Run one experiment in a fresh Python process (own memory peak, no state shared between experiments)."
     cmd = [sys.executable, '-m', 'medbook.cli', 'run', name, '--scale', scale, '--seed', str(seed), '--runs-dir', str(runs_dir), '--no-report']

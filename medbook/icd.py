@@ -5,7 +5,7 @@
 # %% ../nbs/12_icd_coding.ipynb #78a4e535
 from __future__ import annotations
 from .core import *
-from .core import DataError, ConfigError, MedbookError, cached, config_hash, pick_scale, progress, data_builder, experiment, seed_everything
+from .core import DataError, ConfigError, MedbookError, cached, config_hash, pick_scale, progress, data_builder, experiment, seed_everything, get_device
 from .train import TrainConfig, fit, PretrainedMixin
 from transformers import PretrainedConfig
 from .tokenizers import load_minilm
@@ -24,15 +24,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['GKI_FILES', 'KNOWLEDGE_VERSION', 'ICD_MAP', 'IU_ICD_VERSION', 'SPLITS', 'ABLATION', 'GKI_METHOD', 'GKI_METRICS',
-           'icd_cm', 'check_code', 'CodeKnowledge', 'code_knowledge', 'write_gki_knowledge', 'IcdKnowledge',
-           'read_gki_knowledge', 'build_icd_knowledge', 'mapped_codes', 'validate_mapping', 'mesh_to_icd',
-           'iu_icd_records', 'build_iu_icd', 'SafeUnpickler', 'load_coding_split', 'coding_metrics', 'tune_threshold',
-           'coding_metrics_f1', 'chunk_tokens', 'encode_chunks', 'encode_frozen', 'LabelCrossAttention',
-           'GKICoderConfig', 'GKICoder', 'code_expression', 'guideline_expressions', 'all_expressions', 'rdrop_kl',
-           'guideline_similarity_loss', 'gki_loss', 'packed_features', 'CodingSet', 'make_set', 'length_batches',
-           'GKIConfig', 'coder_plan', 'train_coder', 'predict', 'evaluate_coder', 'pca_projection', 'IUCoding',
-           'prepare_iu_coding', 'gki_icd_experiment']
+__all__ = ['GKI_FILES', 'ICD_MAP', 'KNOWLEDGE_VERSION', 'IU_ICD_VERSION', 'SPLITS', 'GKI_TRAIN', 'ABLATION', 'GKI_METHOD',
+           'GKI_METRICS', 'GKI_CONFIGS', 'icd_cm', 'check_code', 'CodeKnowledge', 'code_knowledge',
+           'write_gki_knowledge', 'IcdKnowledge', 'read_gki_knowledge', 'mapped_codes', 'validate_mapping',
+           'mesh_to_icd', 'build_icd_knowledge', 'iu_icd_records', 'build_iu_icd', 'SafeUnpickler', 'load_coding_split',
+           'coding_metrics', 'tune_threshold', 'coding_metrics_f1', 'chunk_tokens', 'encode_chunks', 'encode_frozen',
+           'LabelCrossAttention', 'GKICoderConfig', 'GKICoder', 'code_expression', 'guideline_expressions',
+           'all_expressions', 'rdrop_kl', 'guideline_similarity_loss', 'gki_loss', 'packed_features', 'CodingSet',
+           'make_set', 'length_batches', 'GKIConfig', 'coder_plan', 'predict', 'evaluate_coder', 'train_coder',
+           'GKIExperimentConfig', 'gki_config', 'pca_projection', 'IUCoding', 'prepare_iu_coding', 'gki_icd_experiment',
+           'note_tokens', 'word_attention', 'note_attention']
 
 # %% ../nbs/12_icd_coding.ipynb #6fe28eb9
 @lru_cache(None)
@@ -135,6 +136,7 @@ def write_gki_knowledge(codes: Iterable[str],  # the label codes
         _write_tsv(out/'code_distribution.csv', ('code', 'total', 'train', 'dev', 'test'), rows, delimiter=',')
     return out
 
+# %% ../nbs/12_icd_coding.ipynb #085758f9
 @dataclass
 class IcdKnowledge:
     "Per-code knowledge as GKI-ICD uses it: description, synonyms, hierarchy text."
@@ -183,20 +185,6 @@ def read_gki_knowledge(src: str | os.PathLike  # a folder with GKI-ICD's knowled
         hier[r.code.strip()] = t
     return IcdKnowledge(codes, description, {c: list(syn.get(c, [])) for c in codes}, {c: hier.get(c, '') for c in codes})
 
-# %% ../nbs/12_icd_coding.ipynb #91c5972b
-KNOWLEDGE_VERSION = 1
-
-@data_builder('icd-knowledge', 'ICD-10-CM 2026 descriptions, synonyms (inclusion terms) and hierarchy in GKI-ICD file formats')
-def build_icd_knowledge(scale: str = 'small',  # 'tiny': the codes of the IU mapping; 'small'/'full': all of ICD-10-CM
-                        seed: int = 0,  # unused: deterministic
-                       ) -> Path:
-    "Write (once) GKI-ICD's knowledge files for ICD-10-CM and return their folder."
-    which = pick_scale({'tiny': 'mapped', 'small': 'all', 'full': 'all'}, scale)
-    def build(d):
-        codes = [c for c in icd_cm().get_all_codes(with_dots=True) if not icd_cm().is_chapter_or_block(c)] if which == 'all' else mapped_codes()
-        write_gki_knowledge(codes, d)
-    return cached('icd-knowledge', build, config={'version': KNOWLEDGE_VERSION, 'codes': which, 'map': config_hash(ICD_MAP)})
-
 # %% ../nbs/12_icd_coding.ipynb #eb0e6430
 ICD_MAP: list[tuple[str, str, str, str]] = [  # (MeSH problem, qualifier that must appear ('' = any), ICD-10-CM code, why)
     ('cardiomegaly', '', 'I51.7', 'tabular title'),
@@ -233,6 +221,10 @@ ICD_MAP: list[tuple[str, str, str, str]] = [  # (MeSH problem, qualifier that mu
     ('aortic aneurysm', '', 'I71.9', 'tabular title'),
     ('pulmonary artery', 'enlarged', 'I27.20', 'enlarged pulmonary arteries: pulmonary hypertension NOS'),
     ('hypertension, pulmonary', '', 'I27.20', 'inclusion term pulmonary hypertension NOS'),
+]
+
+# %% ../nbs/12_icd_coding.ipynb #b4e5af3e
+ICD_MAP += [
     ('pleural effusion', '', 'J90', 'inclusion term pleural effusion NOS'),
     ('costophrenic angle', 'blunted', 'J94.8', 'blunted angle: other specified pleural condition'),
     ('thickening', 'pleura', 'J92.9', 'index Thickening, pleura -> J92.9'),
@@ -272,6 +264,10 @@ ICD_MAP: list[tuple[str, str, str, str]] = [  # (MeSH problem, qualifier that mu
     ('mediastinum', 'prominent', 'R93.89', 'widened mediastinum: abnormal imaging of other body structure'),
     ('pneumoperitoneum', '', 'K66.8', 'other specified disorders of peritoneum'),
     ('cholelithiasis', '', 'K80.20', 'gallstone without cholecystitis or obstruction'),
+]
+
+# %% ../nbs/12_icd_coding.ipynb #533524e3
+ICD_MAP += [
     ('thoracic vertebrae', 'degenerative', 'M47.814', 'spondylosis, thoracic region'),
     ('spondylosis', 'thoracic vertebrae', 'M47.814', 'spondylosis, thoracic region'),
     ('osteophyte', 'thoracic vertebrae', 'M47.814', 'thoracic osteophytes: spondylosis, thoracic'),
@@ -307,6 +303,7 @@ ICD_MAP: list[tuple[str, str, str, str]] = [  # (MeSH problem, qualifier that mu
     ('pneumonectomy', '', 'Z90.2', 'acquired absence of lung [part of]'),
 ]
 
+# %% ../nbs/12_icd_coding.ipynb #17a2cdb6
 def mapped_codes() -> list[str]:
     "The distinct ICD-10-CM codes of `ICD_MAP`, in order."
     return list(dict.fromkeys(r[2] for r in ICD_MAP))
@@ -332,6 +329,20 @@ def mesh_to_icd(mesh: Iterable[str]  # a report's MeSH <major> terms, e.g. 'Nodu
         for p, q, code, _ in ICD_MAP:
             if p == prob and (not q or q in quals): out.append(code); break
     return list(dict.fromkeys(out))
+
+# %% ../nbs/12_icd_coding.ipynb #91c5972b
+KNOWLEDGE_VERSION = 1
+
+@data_builder('icd-knowledge', 'ICD-10-CM 2026 descriptions, synonyms (inclusion terms) and hierarchy in GKI-ICD file formats')
+def build_icd_knowledge(scale: str = 'small',  # 'tiny': the codes of the IU mapping; 'small'/'full': all of ICD-10-CM
+                        seed: int = 0,  # unused: deterministic
+                       ) -> Path:
+    "Write (once) GKI-ICD's knowledge files for ICD-10-CM and return their folder."
+    which = pick_scale({'tiny': 'mapped', 'small': 'all', 'full': 'all'}, scale)
+    def build(d):
+        codes = [c for c in icd_cm().get_all_codes(with_dots=True) if not icd_cm().is_chapter_or_block(c)] if which == 'all' else mapped_codes()
+        write_gki_knowledge(codes, d)
+    return cached('icd-knowledge', build, config={'version': KNOWLEDGE_VERSION, 'codes': which, 'map': config_hash(ICD_MAP)})
 
 # %% ../nbs/12_icd_coding.ipynb #8c92dce2
 IU_ICD_VERSION = 1
@@ -547,7 +558,7 @@ def encode_frozen(texts: Sequence[str],  # notes or short expressions
 
 # %% ../nbs/12_icd_coding.ipynb #a30a6d00
 class LabelCrossAttention(nn.Module):
-    "GKI-ICD's label-wise cross-attention: code queries attend over every token; LayerNorm on the evidence."
+    "GKI-ICD's label-wise cross-attention (label attention as LAAT, Vu et al. 2020): code queries attend over every token; LayerNorm on the evidence."
     def __init__(self, hidden: int = 384,  # token-state size
                  value_proj: bool = True,  # project the values (`W_v`); False: the attended states themselves
                 ):
@@ -660,7 +671,7 @@ def all_expressions(know: IcdKnowledge,  # descriptions, synonyms, hierarchy
 def rdrop_kl(p: torch.Tensor,  # (notes, codes) logits of dropout pass 1
              q: torch.Tensor,  # (notes, codes) logits of dropout pass 2
             ) -> torch.Tensor:
-    "GKI-ICD's R-Drop term: symmetric KL of the softmax over codes, summed over codes / #codes, mean over notes."
+    "GKI-ICD's R-Drop term (Liang et al. 2021): symmetric KL of the softmax over codes, summed over codes / #codes, mean over notes."
     C = p.shape[1]
     pl = F.kl_div(F.log_softmax(p, -1), F.softmax(q, -1), reduction='none').sum(1) / C
     ql = F.kl_div(F.log_softmax(q, -1), F.softmax(p, -1), reduction='none').sum(1) / C
@@ -683,7 +694,7 @@ def gki_loss(model: GKICoder,  # the coder (in train mode)
              lam: float = 1.0,  # weight of the similarity loss (0: off)
              alpha: float = 10.0,  # weight of R-Drop (0: one pass, no R-Drop)
             ) -> dict[str, torch.Tensor]:
-    "GKI-ICD's training loss and its parts: BCE over notes and guidelines, similarity loss, R-Drop."
+    "GKI-ICD's training loss (Zhang et al. 2025, Eq. 5-7) and its parts: BCE over notes and guidelines, similarity loss, R-Drop."
     passes = 2 if alpha > 0 else 1
     bce, sim, outs = [], [], []
     for _ in range(passes):
@@ -745,6 +756,7 @@ def _pad(states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     for i, s in enumerate(states): x[i, :len(s)] = s
     return x, torch.arange(x.shape[1])[None] < lens[:, None]
 
+# %% ../nbs/12_icd_coding.ipynb #26404201
 def length_batches(lengths: Sequence[int],  # tokens per note
                    batch_size: int,  # notes per batch
                    rng: random.Random,  # shuffles notes and batches
@@ -755,9 +767,11 @@ def length_batches(lengths: Sequence[int],  # tokens per note
     rng.shuffle(batches)
     return batches
 
-@dataclass
+GKI_TRAIN = TrainConfig(batch_size=32, lr=1e-3, weight_decay=0.01, warmup=0.1, schedule='linear', grad_clip=None)  # the head's training, as GKI-ICD's
+
+@dataclass(frozen=True)
 class GKIConfig:
-    "One row of the ablation: which knowledge is injected, and the training settings."
+    "One coder run: which knowledge is injected (a row of the ablation) and how it trains."
     desc_init: bool = True  # description-initialised queries and classifier
     guideline: bool = True  # train on a synthetic guideline alongside each note
     synonyms: bool = True  # guideline expressions drawn from synonyms
@@ -766,16 +780,23 @@ class GKIConfig:
     lam: float = 1.0  # similarity-loss weight (0: off)
     alpha: float = 10.0  # R-Drop weight (0: off)
     epochs: int = 12  # passes over the training notes
-    batch_size: int = 32  # notes per step
-    lr: float = 1e-3  # AdamW learning rate of the head
-    encoder_lr: float = 5e-5  # learning rate of the encoder when it trains (paper: 5e-5)
-    weight_decay: float = 0.01
-    warmup: float = 0.1  # fraction of steps with a linear warm-up
     dropout: float = 0.1  # dropout on token states
     value_proj: bool = True  # the cross-attention's value projection (the public code has it)
-    train_encoder: bool = False  # fine-tune MiniLM (GPU) instead of caching frozen states (CPU)
+    train_encoder: bool = False  # fine-tune MiniLM instead of caching frozen states
+    encoder_lr: float = 5e-5  # learning rate of the encoder when it trains (paper: 5e-5)
     desc_norm: float | None = None  # rescale the description copies to this L2 norm (None: exact copy, as the paper)
+    train: TrainConfig = GKI_TRAIN  # batch size, head learning rate, weight decay, warm-up fraction, schedule
 
+    def __post_init__(self):
+        bad = [f'{k} must be >= 0, got {getattr(self, k)}' for k in ('lam', 'alpha') if getattr(self, k) < 0]
+        if self.epochs < 1: bad.append(f'epochs must be >= 1, got {self.epochs}')
+        if not 0 <= self.dropout < 1: bad.append(f'dropout must be in [0, 1), got {self.dropout}')
+        if not self.encoder_lr > 0: bad.append(f'encoder_lr must be > 0, got {self.encoder_lr}')
+        if self.desc_norm is not None and not (isinstance(self.desc_norm, (int, float)) and self.desc_norm > 0): bad.append(f'desc_norm must be > 0 or None, got {self.desc_norm!r}')
+        if not isinstance(self.train, TrainConfig): bad.append(f'train must be a TrainConfig, got {type(self.train).__name__}')
+        if bad: raise ConfigError('GKIConfig: ' + '; '.join(bad))
+
+# %% ../nbs/12_icd_coding.ipynb #0f5ee7b8
 def _guides(batch_codes, know, cfg, rng, bank):
     rows, ex = [], []
     for i, cs in enumerate(batch_codes):
@@ -792,61 +813,12 @@ def coder_plan(train: CodingSet,  # training split
     lens = [len(t) for t in train.texts] if cfg.train_encoder else [len(s) for s in train.states]
     plan = []
     for _ in range(cfg.epochs):
-        for idx in length_batches(lens, cfg.batch_size, rng):
+        for idx in length_batches(lens, cfg.train.batch_size, rng):
             rows, ex = _guides([train.codes[i] for i in idx], know, cfg, rng, bank) if cfg.guideline else ([], [])
             plan.append((idx, rows, ex))
     return plan
 
-def train_coder(train: CodingSet,  # training split
-                dev: CodingSet,  # validation split (model selection)
-                know: IcdKnowledge,  # knowledge of the label codes (same order as the label matrix)
-                cfg: GKIConfig,  # what to inject, how to train
-                seed: int = 0,  # seeds init, dropout, batches and guideline draws
-                bank: Mapping[str, torch.Tensor] | None = None,  # expression -> frozen token states
-                desc_states: Sequence[torch.Tensor] | None = None,  # per code: frozen description states
-                show: bool = False,  # progress bar over epochs
-               ) -> tuple[GKICoder, list[dict]]:
-    "Train a GKI-ICD coder; returns the best-on-validation model and the per-epoch history."
-    seed_everything(seed); rng = random.Random(seed)
-    C = train.y.shape[1]
-    if cfg.train_encoder:
-        tok, enc = load_minilm()
-        model = GKICoder(n_codes=C, hidden=enc.config.hidden_size, dropout=cfg.dropout, value_proj=cfg.value_proj, train_encoder=True, encoder=enc.train(), tokenizer=tok)
-    else:
-        if train.states is None: raise ConfigError('a frozen-encoder run needs cached token states (CodingSet.states)')
-        model = GKICoder(n_codes=C, hidden=train.states[0].shape[1], dropout=cfg.dropout, value_proj=cfg.value_proj)
-    if cfg.desc_init:
-        if desc_states is None: desc_states = encode_frozen([know.description[c] for c in know.codes], max_length=32)
-        model.init_from_descriptions(desc_states, cfg.desc_norm)
-    head = [p for n, p in model.named_parameters() if not n.startswith('encoder.')]
-    groups = [{'params': head, 'lr': cfg.lr}]   # weight decay on every weight, as GKI-ICD
-    if cfg.train_encoder: groups.append({'params': list(model.encoder.parameters()), 'lr': cfg.encoder_lr})
-    per_epoch = math.ceil(len(train) / cfg.batch_size); steps = cfg.epochs * per_epoch
-    if cfg.guideline and not cfg.train_encoder and bank is None:
-        ex = all_expressions(know); bank = dict(zip(ex, encode_frozen(ex)))
-    Y = torch.tensor(train.y)
-    plan = coder_plan(train, know, cfg, rng, bank)   # every step's notes and guideline expressions, drawn up front
-    def loss_fn(model, step, _):
-        idx, rows, ex = plan[step]
-        x, m = model.encode([train.texts[i] for i in idx]) if cfg.train_encoder else _pad([train.states[i] for i in idx])
-        gx = gm = g_rows = None
-        if rows:
-            g_rows = torch.tensor(rows)
-            if cfg.train_encoder: gx, gm = model.encode(['. '.join(e) for e in ex])
-            else: gx, gm = _pad([torch.cat([bank[t] for t in e]) for e in ex])
-        return gki_loss(model, x, m, Y[idx], gx, gm, g_rows, cfg.lam if cfg.guideline else 0.0, cfg.alpha)
-    tcfg = TrainConfig(steps=steps, lr=cfg.lr, warmup=max(1, int(cfg.warmup * steps)), schedule='linear', weight_decay=cfg.weight_decay,
-                       grad_clip=None, eval_every=per_epoch, seed=seed)
-    dev_map = lambda m: coding_metrics(dev.y, predict(m, dev), ks=(5,))['map']
-    h = fit(model, loss_fn, lambda step, _: step, tcfg, groups=groups, evaluate=dev_map, best='max', desc='GKI-ICD coder' if show else 'coder')
-    hist = []
-    for ep in range(cfg.epochs):   # the per-epoch means of each term (weighted by batch size) and the validation MAP
-        tot = {}
-        for s in range(ep * per_epoch, (ep + 1) * per_epoch):
-            for k in ('bce', 'sim', 'rdrop', 'loss'): tot[k] = tot.get(k, 0.0) + h[k][s] * len(plan[s][0]) / len(train)
-        hist.append({'epoch': ep + 1, **tot, 'dev_map': h['eval'][ep]})
-    return model.eval(), hist
-
+# %% ../nbs/12_icd_coding.ipynb #53c2cd50
 @torch.no_grad()
 def predict(model: GKICoder,  # a trained coder
             data: CodingSet,  # the notes
@@ -873,6 +845,58 @@ def evaluate_coder(model: GKICoder,  # a trained coder
     t = tune_threshold(dev.y, predict(model, dev))
     return {**coding_metrics(test.y, predict(model, test), t, rare=rare), 'threshold': t}
 
+# %% ../nbs/12_icd_coding.ipynb #dfd28fb2
+def train_coder(train: CodingSet,  # training split
+                dev: CodingSet,  # validation split (model selection)
+                know: IcdKnowledge,  # knowledge of the label codes (same order as the label matrix)
+                cfg: GKIConfig,  # what to inject, how to train
+                seed: int = 0,  # seeds init, dropout, batches and guideline draws
+                bank: Mapping[str, torch.Tensor] | None = None,  # expression -> frozen token states
+                desc_states: Sequence[torch.Tensor] | None = None,  # per code: frozen description states
+                show: bool = False,  # progress bar over epochs
+               ) -> tuple[GKICoder, list[dict]]:
+    "Train a GKI-ICD coder (`gki_loss` and one `fit`); returns the best-on-validation model and the per-epoch history."
+    seed_everything(seed); rng = random.Random(seed)
+    C = train.y.shape[1]
+    if cfg.train_encoder:
+        tok, enc = load_minilm()
+        model = GKICoder(n_codes=C, hidden=enc.config.hidden_size, dropout=cfg.dropout, value_proj=cfg.value_proj, train_encoder=True, encoder=enc.train(), tokenizer=tok)
+    else:
+        if train.states is None: raise ConfigError('a frozen-encoder run needs cached token states (CodingSet.states)')
+        model = GKICoder(n_codes=C, hidden=train.states[0].shape[1], dropout=cfg.dropout, value_proj=cfg.value_proj)
+    if cfg.desc_init:
+        if desc_states is None: desc_states = encode_frozen([know.description[c] for c in know.codes], max_length=32)
+        model.init_from_descriptions(desc_states, cfg.desc_norm)
+    if cfg.train_encoder: model.to(get_device())   # fine-tuning MiniLM: on the GPU when there is one (cached states stay on the CPU)
+    head = [p for n, p in model.named_parameters() if not n.startswith('encoder.')]
+    groups = [{'params': head, 'lr': cfg.train.lr}]   # weight decay on every weight, as GKI-ICD
+    if cfg.train_encoder: groups.append({'params': list(model.encoder.parameters()), 'lr': cfg.encoder_lr})
+    per_epoch = math.ceil(len(train) / cfg.train.batch_size); steps = cfg.epochs * per_epoch
+    tcfg = replace(cfg.train, steps=steps, eval_every=per_epoch, seed=seed)   # one evaluation per epoch
+    tcfg = replace(tcfg, warmup=max(1, tcfg.warmup_steps))                    # at least one warm-up step
+    if cfg.guideline and not cfg.train_encoder and bank is None:
+        ex = all_expressions(know); bank = dict(zip(ex, encode_frozen(ex)))
+    Y = torch.tensor(train.y)
+    plan = coder_plan(train, know, cfg, rng, bank)   # every step's notes and guideline expressions, drawn up front
+    def loss_fn(model, batch, g):
+        idx, rows, ex = batch
+        x, m = model.encode([train.texts[i] for i in idx]) if cfg.train_encoder else _pad([train.states[i] for i in idx])
+        gx = gm = g_rows = None
+        if rows:
+            g_rows = torch.tensor(rows)
+            if cfg.train_encoder: gx, gm = model.encode(['. '.join(e) for e in ex])
+            else: gx, gm = _pad([torch.cat([bank[t] for t in e]) for e in ex])
+        return gki_loss(model, x, m, Y[idx].to(x.device), gx, gm, g_rows, cfg.lam if cfg.guideline else 0.0, cfg.alpha)
+    dev_map = lambda m: coding_metrics(dev.y, predict(m, dev), ks=(5,))['map']
+    h = fit(model, loss_fn, lambda step, g: plan[step], tcfg, groups=groups, evaluate=dev_map, best='max', desc='GKI-ICD coder' if show else 'coder')
+    hist = []
+    for ep in range(cfg.epochs):   # the per-epoch means of each term (weighted by batch size) and the validation MAP
+        tot = {}
+        for s in range(ep * per_epoch, (ep + 1) * per_epoch):
+            for k in ('bce', 'sim', 'rdrop', 'loss'): tot[k] = tot.get(k, 0.0) + h[k][s] * len(plan[s][0]) / len(train)
+        hist.append({'epoch': ep + 1, **tot, 'dev_map': h['eval'][ep]})
+    return model.eval(), hist
+
 # %% ../nbs/12_icd_coding.ipynb #73476a88
 ABLATION: dict[str, dict] = {
     'no knowledge': dict(desc_init=False, guideline=False),
@@ -884,12 +908,45 @@ ABLATION: dict[str, dict] = {
 }
 GKI_METHOD = 'GKI-ICD (all three)'
 GKI_METRICS = ('macro_auc', 'micro_auc', 'macro_f1', 'micro_f1', 'p@5', 'p@8', 'map', 'rare_f1')
-_GKI_SCALE = {
-    'tiny': dict(data='tiny', n=(48, 16, 16), epochs=2, batch_size=16, lr=1e-3, seeds=1, rare_max=2, value_proj=True, pca=32, workers=1),
-    'small': dict(data='small', n=None, epochs=3, batch_size=32, lr=3e-3, seeds=3, rare_max=10, value_proj=True, pca=64, workers=3),
-    'full': dict(data='full', n=None, epochs=12, batch_size=32, lr=1e-3, seeds=5, rare_max=10, value_proj=True, pca=None, workers=1),
+
+@dataclass(frozen=True)
+class GKIExperimentConfig:
+    "One scale of the `gki-icd` experiment: the data, the seeds, the CPU budget and how every coder trains."
+    data: str = 'small'  # scale of the coded IU dataset (`build_iu_icd`)
+    n: tuple[int, int, int] | None = None  # keep the first (train, dev, test) reports (None: all)
+    seeds: int = 3  # repeats of every row: seed, seed+1, ...
+    rare_max: int = 10  # a code is rare with at most this many training reports
+    pca: int | None = 64  # project the frozen states on this many principal axes (None: keep all 384)
+    workers: int = 3  # trainings in parallel (forked processes, one thread each)
+    epochs: int = 3  # passes over the training notes
+    value_proj: bool = True  # the cross-attention's value projection
+    train: TrainConfig = replace(GKI_TRAIN, lr=3e-3)  # how every coder trains (batch size, learning rate, ...)
+
+    def __post_init__(self):
+        bad = [f'{k} must be >= {lo}, got {getattr(self, k)}' for k, lo in (('seeds', 1), ('rare_max', 0), ('workers', 1), ('epochs', 1)) if getattr(self, k) < lo]
+        if self.data not in ('tiny', 'small', 'full'): bad.append(f"data must be 'tiny', 'small' or 'full', got {self.data!r}")
+        if self.n is not None and (len(self.n) != 3 or min(self.n) < 1): bad.append(f'n must be None or three counts >= 1 (train, dev, test), got {self.n}')
+        if self.pca is not None and self.pca < 1: bad.append(f'pca must be >= 1 or None, got {self.pca}')
+        if not isinstance(self.train, TrainConfig): bad.append(f'train must be a TrainConfig, got {type(self.train).__name__}')
+        if bad: raise ConfigError('GKIExperimentConfig: ' + '; '.join(bad))
+
+    def coder(self, **row) -> GKIConfig:
+        "The `GKIConfig` of one ablation row at this scale."
+        return GKIConfig(epochs=self.epochs, value_proj=self.value_proj, train=self.train, **row)
+
+_GKI_SMALL = GKIExperimentConfig()
+GKI_CONFIGS = {
+    'tiny': replace(_GKI_SMALL, data='tiny', n=(48, 16, 16), seeds=1, rare_max=2, pca=32, workers=1, epochs=2, train=replace(GKI_TRAIN, batch_size=16)),
+    'small': _GKI_SMALL,
+    'full': replace(_GKI_SMALL, data='full', seeds=5, pca=None, workers=1, epochs=12, train=GKI_TRAIN),
 }
 
+def gki_config(scale: str | GKIExperimentConfig  # a scale name or a config
+              ) -> GKIExperimentConfig:
+    "The experiment config of `scale` (a config is returned as it is)."
+    return scale if isinstance(scale, GKIExperimentConfig) else pick_scale(GKI_CONFIGS, scale)
+
+# %% ../nbs/12_icd_coding.ipynb #b62af188
 def pca_projection(states: Sequence[torch.Tensor],  # training token states, `(tokens, hidden)` each
                    k: int,  # dimensions kept
                    max_tokens: int = 100_000,  # fit on at most this many tokens
@@ -915,13 +972,13 @@ class IUCoding:
     desc_states: list[torch.Tensor]  # per code: frozen description token states
     info: dict  # counts for the notes
 
-def prepare_iu_coding(scale: str = 'small'  # 'tiny', 'small' or 'full'
+def prepare_iu_coding(scale: str | GKIExperimentConfig = 'small'  # 'tiny', 'small', 'full' or a config
                      ) -> IUCoding:
     "Load the coded IU splits through the MIMIC-style loader and GKI-ICD's files; encode (once) with frozen MiniLM."
-    cfg = pick_scale(_GKI_SCALE, scale)
-    d = build_iu_icd(cfg['data'])
+    cfg = gki_config(scale)
+    d = build_iu_icd(cfg.data)
     recs = {s: load_coding_split(d/f'{s}.json') for s in SPLITS}
-    if cfg['n']: recs = {s: recs[s][:k] for s, k in zip(SPLITS, cfg['n'])}
+    if cfg.n: recs = {s: recs[s][:k] for s, k in zip(SPLITS, cfg.n)}
     cnt = Counter(c for r in recs['train'] for c in r['label'])
     codes = sorted(cnt, key=lambda c: (-cnt[c], c))
     full = read_gki_knowledge(d)
@@ -934,16 +991,17 @@ def prepare_iu_coding(scale: str = 'small'  # 'tiny', 'small' or 'full'
     ex = all_expressions(know)
     bank = dict(zip(ex, packed_features('icd-expressions', ex)))
     desc = packed_features('icd-descriptions', [know.description[c] for c in codes], max_length=32)
-    if cfg['pca']:  # CPU budget: one fixed linear map of every frozen state onto the training notes' top principal axes
-        proj = pca_projection(sets['train'].states, cfg['pca'])
+    if cfg.pca:  # CPU budget: one fixed linear map of every frozen state onto the training notes' top principal axes
+        proj = pca_projection(sets['train'].states, cfg.pca)
         for s in sets.values(): s.states = [proj(t) for t in s.states]
         bank = {k: proj(v) for k, v in bank.items()}; desc = [proj(t) for t in desc]
     unseen = {c for s in ('dev', 'test') for r in recs[s] for c in r['label']} - set(codes)
-    info = {'notes': {s: len(recs[s]) for s in SPLITS}, 'codes': len(codes), 'rare_codes': int(sum(cnt[c] <= cfg['rare_max'] for c in codes)),
+    info = {'notes': {s: len(recs[s]) for s in SPLITS}, 'codes': len(codes), 'rare_codes': int(sum(cnt[c] <= cfg.rare_max for c in codes)),
             'codes_only_in_dev_test': sorted(unseen), 'coded_fraction': float(np.mean([bool(r['label']) for s in SPLITS for r in recs[s]])),
             **json.loads((d/'counts.json').read_text())}
-    return IUCoding(sets['train'], sets['dev'], sets['test'], know, dict(cnt), np.array([cnt[c] <= cfg['rare_max'] for c in codes]), bank, desc, info)
+    return IUCoding(sets['train'], sets['dev'], sets['test'], know, dict(cnt), np.array([cnt[c] <= cfg.rare_max for c in codes]), bank, desc, info)
 
+# %% ../nbs/12_icd_coding.ipynb #7219b676
 _DATA: IUCoding | None = None  # the prepared splits, shared with forked workers
 
 def _run_job(job):
@@ -964,15 +1022,15 @@ def gki_icd_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
                       ) -> dict:
     "Train and score the five ablation rows over several seeds on the coded IU reports."
     global _DATA
-    cfg = pick_scale(_GKI_SCALE, scale)
-    _DATA = data = prepare_iu_coding(scale)
+    cfg = gki_config(scale)
+    _DATA = data = prepare_iu_coding(cfg)
     hidden = data.train.states[0].shape[1]
     def conf(kw):  # 'init': the L2 norm of a random query row (std 0.02), so the first logits are not saturated
         kw = {**kw, 'desc_norm': 0.02 * math.sqrt(hidden)} if kw.get('desc_norm') == 'init' else kw
-        return GKIConfig(epochs=cfg['epochs'], batch_size=cfg['batch_size'], lr=cfg['lr'], value_proj=cfg['value_proj'], **kw)
-    jobs = [(name, conf(kw), s) for name, kw in ABLATION.items() for s in range(seed, seed + cfg['seeds'])]
-    if cfg['workers'] > 1 and 'fork' in __import__('multiprocessing').get_all_start_methods():
-        with __import__('multiprocessing').get_context('fork').Pool(cfg['workers']) as pool:
+        return cfg.coder(**kw)
+    jobs = [(name, conf(kw), s) for name, kw in ABLATION.items() for s in range(seed, seed + cfg.seeds)]
+    if cfg.workers > 1 and 'fork' in __import__('multiprocessing').get_all_start_methods():
+        with __import__('multiprocessing').get_context('fork').Pool(cfg.workers) as pool:
             outs = list(progress(pool.imap(_run_job, jobs), total=len(jobs), desc='gki-icd runs'))
     else: outs = [_run_job(j) for j in progress(jobs, desc='gki-icd runs')]
     rows, extra = {}, {'thresholds': {}, 'best_epoch': {}, 'train_seconds': {}}
@@ -983,7 +1041,38 @@ def gki_icd_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
         extra['train_seconds'].setdefault(name, []).append(secs)
     info = data.info
     notes = (f"{info['kept']} IU reports ({info['notes']}), {info['with_code']} with >= 1 ICD-10-CM code "
-             f"({info['with_code'] / max(info['kept'], 1):.1%}); {info['codes']} label codes, {info['rare_codes']} rare (<= {cfg['rare_max']} training reports). "
-             f"Seeds {seed}..{seed + cfg['seeds'] - 1}. Frozen MiniLM" + (f" states projected on {cfg['pca']} principal axes" if cfg['pca'] else '') +
-             f", {cfg['epochs']} epochs, lr {cfg['lr']}, best epoch on validation mAP, threshold tuned on validation (the public code tunes it on test).")
+             f"({info['with_code'] / max(info['kept'], 1):.1%}); {info['codes']} label codes, {info['rare_codes']} rare (<= {cfg.rare_max} training reports). "
+             f"Seeds {seed}..{seed + cfg.seeds - 1}. Frozen MiniLM" + (f" states projected on {cfg.pca} principal axes" if cfg.pca else '') +
+             f", {cfg.epochs} epochs, lr {cfg.train.lr}, best epoch on validation mAP, threshold tuned on validation (the public code tunes it on test).")
     return {'rows': rows, 'method': GKI_METHOD, 'notes': notes, 'extra': {**extra, 'data': info}}
+
+# %% ../nbs/12_icd_coding.ipynb #b82298c4
+def note_tokens(text: str,  # one note
+                max_length: int = 512,  # tokens kept (as `encode_frozen`)
+               ) -> list[str]:
+    "The WordPiece tokens of a note as the frozen encoder read them, `[CLS] ... [SEP]`: one per token state."
+    tok, _ = _frozen_minilm()
+    return tok.convert_ids_to_tokens(tok(text, truncation=True, max_length=max_length)['input_ids'])
+
+def word_attention(tokens: Sequence[str],  # a note's WordPiece tokens
+                   weights: Sequence[float],  # one attention weight per token
+                   drop_special: bool = True,  # leave out `[CLS]` / `[SEP]` / `[PAD]` (keep them to see attention that reads no word)
+                  ) -> tuple[list[str], np.ndarray]:
+    "Words and their attention: the pieces of a word (`##...`) summed, special tokens dropped unless asked."
+    if len(tokens) != len(weights): raise ConfigError(f'{len(tokens)} tokens but {len(weights)} weights')
+    words, out = [], []
+    for t, w in zip(tokens, np.asarray(weights, dtype=float)):
+        if drop_special and t in ('[CLS]', '[SEP]', '[PAD]'): continue
+        if t.startswith('##') and words: words[-1] += t[2:]; out[-1] += w
+        else: words.append(t); out.append(w)
+    return words, np.array(out)
+
+@torch.no_grad()
+def note_attention(model: GKICoder,  # a trained coder (frozen-encoder path)
+                   states: torch.Tensor,  # (tokens, hidden) one note's token states
+                   codes: Sequence[int],  # label indices to read
+                  ) -> np.ndarray:
+    "Each code's label attention over the note's tokens, `(codes, tokens)`, in eval mode (no dropout)."
+    model.eval()
+    _, _, a = model(states[None], torch.ones(1, len(states), dtype=torch.bool))
+    return a[0, list(codes)].cpu().numpy()

@@ -8,10 +8,11 @@ from .core import *
 from .core import (DataError, ConfigError, MedbookError, LLMClient, Message, check_conversation, cached, config_hash,
                           pick_scale, seed_everything, get_device, progress, medbook_home, data_builder, experiment)
 from .train import TrainConfig, fit
+from fastcore.basics import patch
 
 import hashlib, http.client, json, math, os, shutil, socket, threading, time, urllib.error, urllib.parse, urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -20,11 +21,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SIMPLE_CHAT_TEMPLATE', 'LM_VERSION', 'render_chat', 'check_prompts', 'check_conversations', 'ScriptedClient',
-           'HFClient', 'OpenAIClient', 'LLMServer', 'serve', 'serve_model_dir', 'report_document', 'icd_documents',
-           'icd_heldout', 'lm_documents', 'pack_documents', 'lm_streams', 'eval_windows', 'lm_perplexity',
-           'unigram_perplexity', 'small_lm_config', 'pretrain_small_lm', 'with_bos', 'build_small_lm', 'load_small_lm',
-           'small_lm_experiment']
+__all__ = ['SIMPLE_CHAT_TEMPLATE', 'LM_VERSION', 'SMALL_LM_CONFIGS', 'render_chat', 'check_prompts', 'check_conversations',
+           'ScriptedClient', 'HFClient', 'OpenAIClient', 'LLMServer', 'serve', 'serve_model_dir', 'SmallLMConfig',
+           'lm_config', 'report_document', 'icd_documents', 'icd_heldout', 'lm_documents', 'pack_documents',
+           'lm_streams', 'eval_windows', 'lm_perplexity', 'unigram_perplexity', 'small_lm_config', 'causal_lm_loss',
+           'window_sampler', 'pretrain_small_lm', 'with_bos', 'build_small_lm', 'load_small_lm', 'small_lm_experiment']
 
 # %% ../nbs/11_llm.ipynb #f144743e
 SIMPLE_CHAT_TEMPLATE = (
@@ -114,54 +115,59 @@ class HFClient:
         if self.tok.pad_token is None: self.tok.pad_token = self.tok.eos_token
         self.last_info: list[dict] = []
 
-    @torch.no_grad()
-    def _batch(self, texts, max_new_tokens, temperature, top_p, stop, add_special_tokens):
-        from transformers import GenerationConfig
-        enc = self.tok(texts, return_tensors='pt', padding=True, padding_side='left', add_special_tokens=add_special_tokens).to(self.device)
-        sample = temperature > 0
-        gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature if sample else None,
-                              top_p=top_p if sample else None, top_k=None, pad_token_id=self.tok.pad_token_id,
-                              eos_token_id=e if (e := self.model.generation_config.eos_token_id) is not None else self.tok.eos_token_id)
-        out = self.model.generate(**enc, generation_config=gc)[:, enc['input_ids'].shape[1]:].cpu()
-        eos = gc.eos_token_id if isinstance(gc.eos_token_id, list) else [gc.eos_token_id]
-        replies, info = [], []
-        for row, n_prompt in zip(out, enc['attention_mask'].sum(1).tolist()):
-            ended = torch.isin(row, torch.tensor([e for e in eos if e is not None]))
-            n = int(ended.nonzero()[0, 0]) + 1 if ended.any() else len(row)
-            text = self.tok.decode(row[:n], skip_special_tokens=True)
-            cut = [text.find(s) for s in (stop or []) if s and s in text]
-            reason = 'stop' if ended.any() or cut else 'length'
-            if cut: text = text[:min(cut)]
-            replies.append(text); info.append({'prompt_tokens': int(n_prompt), 'completion_tokens': n, 'finish_reason': reason})
-        return replies, info
-
-    def generate(self, prompts: Sequence[str],  # the batch of prompts
-                 max_new_tokens: int = 256,  # reply length limit, in tokens
-                 temperature: float = 0.0,  # 0: greedy; > 0: sampling
-                 top_p: float = 1.0,  # nucleus sampling threshold (sampling only)
-                 stop: Sequence[str] | None = None,  # cut each reply at the first of these strings
-                 seed: int | None = None,  # seeds torch before sampling
-                 add_special_tokens: bool = True,  # let the tokenizer add BOS (off for rendered chats)
-                 **kwargs) -> list[str]:
-        "One completion per prompt (the prompt itself not repeated)."
-        prompts = check_prompts(prompts)
-        if max_new_tokens < 1: raise ConfigError(f'max_new_tokens must be >= 1, not {max_new_tokens}')
-        if temperature < 0: raise ConfigError(f'temperature must be >= 0, not {temperature}')
-        if seed is not None: torch.manual_seed(seed)
-        replies, info = [], []
-        for i in range(0, len(prompts), self.batch_size):
-            r, f = self._batch(prompts[i:i + self.batch_size], max_new_tokens, float(temperature), top_p, stop, add_special_tokens)
-            replies += r; info += f
-        self.last_info = info
-        return replies
-
-    def chat(self, conversations: Sequence[Sequence[Message]],  # the batch of conversations
-             max_new_tokens: int = 256, temperature: float = 0.0, **kwargs) -> list[str]:
-        "One assistant reply per conversation, through the chat template."
-        texts = [render_chat(self.tok, c) for c in check_conversations(conversations)]
-        return self.generate(texts, max_new_tokens, temperature, add_special_tokens=False, **kwargs)
-
     def __repr__(self): return f'HFClient({self.name}, {self.device}, {next(self.model.parameters()).dtype})'
+
+# %% ../nbs/11_llm.ipynb #44e054b5
+@patch
+@torch.no_grad()
+def _batch(self: HFClient, texts, max_new_tokens, temperature, top_p, stop, add_special_tokens):
+    "Replies to one batch of texts, and per reply its prompt and completion token counts and finish reason."
+    from transformers import GenerationConfig
+    enc = self.tok(texts, return_tensors='pt', padding=True, padding_side='left', add_special_tokens=add_special_tokens).to(self.device)
+    sample = temperature > 0
+    gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature if sample else None,
+                          top_p=top_p if sample else None, top_k=None, pad_token_id=self.tok.pad_token_id,
+                          eos_token_id=e if (e := self.model.generation_config.eos_token_id) is not None else self.tok.eos_token_id)
+    out = self.model.generate(**enc, generation_config=gc)[:, enc['input_ids'].shape[1]:].cpu()
+    eos = gc.eos_token_id if isinstance(gc.eos_token_id, list) else [gc.eos_token_id]
+    replies, info = [], []
+    for row, n_prompt in zip(out, enc['attention_mask'].sum(1).tolist()):
+        ended = torch.isin(row, torch.tensor([e for e in eos if e is not None]))
+        n = int(ended.nonzero()[0, 0]) + 1 if ended.any() else len(row)
+        text = self.tok.decode(row[:n], skip_special_tokens=True)
+        cut = [text.find(s) for s in (stop or []) if s and s in text]
+        reason = 'stop' if ended.any() or cut else 'length'
+        if cut: text = text[:min(cut)]
+        replies.append(text); info.append({'prompt_tokens': int(n_prompt), 'completion_tokens': n, 'finish_reason': reason})
+    return replies, info
+
+@patch
+def generate(self: HFClient, prompts: Sequence[str],  # the batch of prompts
+             max_new_tokens: int = 256,  # reply length limit, in tokens
+             temperature: float = 0.0,  # 0: greedy; > 0: sampling
+             top_p: float = 1.0,  # nucleus sampling threshold (sampling only)
+             stop: Sequence[str] | None = None,  # cut each reply at the first of these strings
+             seed: int | None = None,  # seeds torch before sampling
+             add_special_tokens: bool = True,  # let the tokenizer add BOS (off for rendered chats)
+             **kwargs) -> list[str]:
+    "One completion per prompt (the prompt itself not repeated)."
+    prompts = check_prompts(prompts)
+    if max_new_tokens < 1: raise ConfigError(f'max_new_tokens must be >= 1, not {max_new_tokens}')
+    if temperature < 0: raise ConfigError(f'temperature must be >= 0, not {temperature}')
+    if seed is not None: torch.manual_seed(seed)
+    replies, info = [], []
+    for i in range(0, len(prompts), self.batch_size):
+        r, f = self._batch(prompts[i:i + self.batch_size], max_new_tokens, float(temperature), top_p, stop, add_special_tokens)
+        replies += r; info += f
+    self.last_info = info
+    return replies
+
+@patch
+def chat(self: HFClient, conversations: Sequence[Sequence[Message]],  # the batch of conversations
+         max_new_tokens: int = 256, temperature: float = 0.0, **kwargs) -> list[str]:
+    "One assistant reply per conversation, through the chat template."
+    texts = [render_chat(self.tok, c) for c in check_conversations(conversations)]
+    return self.generate(texts, max_new_tokens, temperature, add_special_tokens=False, **kwargs)
 
 # %% ../nbs/11_llm.ipynb #db4d1c97
 _RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -199,83 +205,92 @@ class OpenAIClient:
         except ValueError: d = None
         time.sleep(min(self.max_backoff, d if d is not None else self.backoff * 2 ** (attempt - 1)))
 
-    def request(self, method: str,  # 'GET' or 'POST'
-                path: str,  # below base_url, e.g. '/chat/completions'
-                payload: Mapping | None = None,  # JSON body
-               ) -> dict:
-        "Send one API request with timeout and retries; the decoded JSON reply."
-        url = self.base_url + path
-        data = None if payload is None else json.dumps(payload).encode()
-        headers = {'Content-Type': 'application/json', 'Accept': 'application/json'}
-        if self.api_key: headers['Authorization'] = f'Bearer {self.api_key}'
-        last, retry_after = None, None
-        for attempt in range(self.max_retries + 1):
-            if attempt: self._wait(attempt, retry_after)
-            retry_after = None
-            self.attempts += 1
-            req = urllib.request.Request(url, data=data, headers=headers, method=method)
-            try:
-                with self._opener.open(req, timeout=self.timeout) as r: body = r.read()
-            except urllib.error.HTTPError as e:
-                msg = _error_text(e.read())
-                if e.code not in _RETRY_STATUS: raise MedbookError(f'{method} {url}: HTTP {e.code}: {msg}') from None
-                last, retry_after = f'HTTP {e.code}: {msg}', e.headers.get('Retry-After')
-                continue
-            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, socket.timeout) as e:
-                reason = getattr(e, 'reason', e)
-                last = f'timed out after {self.timeout:g} s' if isinstance(reason, (TimeoutError, socket.timeout)) else f'{type(reason).__name__}: {reason}'
-                continue
-            try: out = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError): raise MedbookError(f'{method} {url}: the reply is not JSON: {body[:120]!r}') from None
-            if not isinstance(out, dict): raise MedbookError(f'{method} {url}: the reply is JSON but not an object: {body[:120]!r}')
-            return out
-        raise MedbookError(f'{method} {url}: no answer after {self.max_retries + 1} attempts; last error: {last}')
-
-    def models(self) -> list[str]:
-        "Model ids the server offers (GET /models)."
-        r = self.request('GET', '/models')
-        try: return [m['id'] for m in r['data']]
-        except (KeyError, TypeError): raise MedbookError(f'GET {self.base_url}/models: malformed reply {str(r)[:120]}') from None
-
-    @property
-    def model(self) -> str:
-        "The model id sent with each request (the server's first model unless given)."
-        if self._model is None:
-            ids = self.models()
-            if not ids: raise MedbookError(f'{self.base_url} serves no models')
-            self._model = ids[0]
-        return self._model
-
-    def _choice(self, reply, path, key):
-        try:
-            c = reply['choices'][0]
-            out = c['message']['content'] if key == 'message' else c['text']
-        except (KeyError, IndexError, TypeError): out = None
-        if not isinstance(out, str): raise MedbookError(f'POST {self.base_url}{path}: malformed reply, no choices[0].{"message.content" if key == "message" else "text"} string: {str(reply)[:160]}')
-        return out
-
-    def _map(self, fn, items):
-        if len(items) <= 1 or self.max_workers == 1: return [fn(x) for x in items]
-        with ThreadPoolExecutor(min(self.max_workers, len(items))) as ex: return list(ex.map(fn, items))
-
-    def _body(self, max_new_tokens, temperature, kwargs):
-        b = {'model': self.model, 'max_tokens': int(max_new_tokens), 'temperature': float(temperature), **self.extra_body}
-        for k in ('top_p', 'stop', 'seed'):
-            if kwargs.get(k) is not None: b[k] = kwargs[k]
-        return b
-
-    def generate(self, prompts, max_new_tokens=256, temperature=0.0, **kwargs) -> list[str]:
-        "One completion per prompt (POST /completions)."
-        body = self._body(max_new_tokens, temperature, kwargs)
-        return self._map(lambda p: self._choice(self.request('POST', '/completions', {**body, 'prompt': p}), '/completions', 'text'), check_prompts(prompts))
-
-    def chat(self, conversations, max_new_tokens=256, temperature=0.0, **kwargs) -> list[str]:
-        "One assistant reply per conversation (POST /chat/completions)."
-        body = self._body(max_new_tokens, temperature, kwargs)
-        return self._map(lambda c: self._choice(self.request('POST', '/chat/completions', {**body, 'messages': c}), '/chat/completions', 'message'),
-                         check_conversations(conversations))
-
     def __repr__(self): return f'OpenAIClient({self.base_url}, model={self._model})'
+
+# %% ../nbs/11_llm.ipynb #dfe8673f
+@patch
+def request(self: OpenAIClient, method: str,  # 'GET' or 'POST'
+            path: str,  # below base_url, e.g. '/chat/completions'
+            payload: Mapping | None = None,  # JSON body
+           ) -> dict:
+    "Send one API request with timeout and retries; the decoded JSON reply."
+    url = self.base_url + path
+    data = None if payload is None else json.dumps(payload).encode()
+    headers = {'Content-Type': 'application/json', 'Accept': 'application/json'}
+    if self.api_key: headers['Authorization'] = f'Bearer {self.api_key}'
+    last, retry_after = None, None
+    for attempt in range(self.max_retries + 1):
+        if attempt: self._wait(attempt, retry_after)
+        retry_after = None
+        self.attempts += 1
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with self._opener.open(req, timeout=self.timeout) as r: body = r.read()
+        except urllib.error.HTTPError as e:
+            msg = _error_text(e.read())
+            if e.code not in _RETRY_STATUS: raise MedbookError(f'{method} {url}: HTTP {e.code}: {msg}') from None
+            last, retry_after = f'HTTP {e.code}: {msg}', e.headers.get('Retry-After')
+            continue
+        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, socket.timeout) as e:
+            reason = getattr(e, 'reason', e)
+            last = f'timed out after {self.timeout:g} s' if isinstance(reason, (TimeoutError, socket.timeout)) else f'{type(reason).__name__}: {reason}'
+            continue
+        try: out = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError): raise MedbookError(f'{method} {url}: the reply is not JSON: {body[:120]!r}') from None
+        if not isinstance(out, dict): raise MedbookError(f'{method} {url}: the reply is JSON but not an object: {body[:120]!r}')
+        return out
+    raise MedbookError(f'{method} {url}: no answer after {self.max_retries + 1} attempts; last error: {last}')
+
+# %% ../nbs/11_llm.ipynb #d5f8102d
+@patch
+def models(self: OpenAIClient) -> list[str]:
+    "Model ids the server offers (GET /models)."
+    r = self.request('GET', '/models')
+    try: return [m['id'] for m in r['data']]
+    except (KeyError, TypeError): raise MedbookError(f'GET {self.base_url}/models: malformed reply {str(r)[:120]}') from None
+
+@patch(as_prop=True)
+def model(self: OpenAIClient) -> str:
+    "The model id sent with each request (the server's first model unless given)."
+    if self._model is None:
+        ids = self.models()
+        if not ids: raise MedbookError(f'{self.base_url} serves no models')
+        self._model = ids[0]
+    return self._model
+
+@patch
+def _choice(self: OpenAIClient, reply, path, key):
+    try:
+        c = reply['choices'][0]
+        out = c['message']['content'] if key == 'message' else c['text']
+    except (KeyError, IndexError, TypeError): out = None
+    if not isinstance(out, str): raise MedbookError(f'POST {self.base_url}{path}: malformed reply, no choices[0].{"message.content" if key == "message" else "text"} string: {str(reply)[:160]}')
+    return out
+
+@patch
+def _map(self: OpenAIClient, fn, items):
+    if len(items) <= 1 or self.max_workers == 1: return [fn(x) for x in items]
+    with ThreadPoolExecutor(min(self.max_workers, len(items))) as ex: return list(ex.map(fn, items))
+
+@patch
+def _body(self: OpenAIClient, max_new_tokens, temperature, kwargs):
+    b = {'model': self.model, 'max_tokens': int(max_new_tokens), 'temperature': float(temperature), **self.extra_body}
+    for k in ('top_p', 'stop', 'seed'):
+        if kwargs.get(k) is not None: b[k] = kwargs[k]
+    return b
+
+@patch
+def generate(self: OpenAIClient, prompts, max_new_tokens=256, temperature=0.0, **kwargs) -> list[str]:
+    "One completion per prompt (POST /completions)."
+    body = self._body(max_new_tokens, temperature, kwargs)
+    return self._map(lambda p: self._choice(self.request('POST', '/completions', {**body, 'prompt': p}), '/completions', 'text'), check_prompts(prompts))
+
+@patch
+def chat(self: OpenAIClient, conversations, max_new_tokens=256, temperature=0.0, **kwargs) -> list[str]:
+    "One assistant reply per conversation (POST /chat/completions)."
+    body = self._body(max_new_tokens, temperature, kwargs)
+    return self._map(lambda c: self._choice(self.request('POST', '/chat/completions', {**body, 'messages': c}), '/chat/completions', 'message'),
+                     check_conversations(conversations))
 
 # %% ../nbs/11_llm.ipynb #c69b0f83
 class _Handler(BaseHTTPRequestHandler):
@@ -333,6 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as e: return self._error(500, f'{type(e).__name__}: {e}', 'server_error')
         self._send(status, out)
 
+# %% ../nbs/11_llm.ipynb #c1dfd4c9
 class LLMServer:
     "A running OpenAI-compatible server over an `LLMClient`; `stop()` (or `with`) shuts it down."
     def __init__(self, client, host: str = '127.0.0.1', port: int = 0, model_name: str | None = None,
@@ -362,40 +378,6 @@ class LLMServer:
             self.requests += 1
             return self._faults.pop(0) if self._faults else None
 
-    def _params(self, req):
-        mt = req.get('max_completion_tokens', req.get('max_tokens', 256))
-        if not isinstance(mt, int) or isinstance(mt, bool) or not 1 <= mt <= self.max_tokens_cap: raise ConfigError(f'max_tokens must be an integer in 1..{self.max_tokens_cap}, not {mt!r}')
-        t = req.get('temperature', 1.0)
-        if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 <= t <= 2: raise ConfigError(f'temperature must be a number in [0, 2], not {t!r}')
-        if req.get('stream'): raise ConfigError('streaming is not supported by this server; send stream=false')
-        if req.get('n', 1) != 1: raise ConfigError('only n=1 is supported')
-        kw = {k: req[k] for k in ('top_p', 'seed') if req.get(k) is not None}
-        if (stop := req.get('stop')) is not None: kw['stop'] = [stop] if isinstance(stop, str) else list(stop)
-        return mt, float(t), kw
-
-    def handle(self, path: str, req: dict) -> tuple[int, dict]:
-        "Answer one decoded API request: (HTTP status, JSON reply)."
-        mt, t, kw = self._params(req)
-        chat = path.endswith('/chat/completions')
-        if chat:
-            msgs = req.get('messages')
-            items = [check_conversation([{'role': m.get('role'), 'content': m.get('content')} if isinstance(m, dict) else m for m in msgs] if isinstance(msgs, list) else msgs)]
-        else:
-            p = req.get('prompt')
-            items = [p] if isinstance(p, str) else p
-            if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items): raise DataError('prompt must be a string or a non-empty list of strings')
-        with self._lock:
-            out = self.client.chat(items, max_new_tokens=mt, temperature=t, **kw) if chat else self.client.generate(items, max_new_tokens=mt, temperature=t, **kw)
-            info = list(getattr(self.client, 'last_info', None) or [])
-        if len(out) != len(items) or not all(isinstance(o, str) for o in out): raise MedbookError(f'the model returned {len(out)} replies for {len(items)} inputs')
-        info = info if len(info) == len(out) else [{}] * len(out)
-        choices = [({'index': i, 'message': {'role': 'assistant', 'content': o}} if chat else {'index': i, 'text': o, 'logprobs': None})
-                   | {'finish_reason': f.get('finish_reason', 'stop')} for i, (o, f) in enumerate(zip(out, info))]
-        pt, ct = sum(f.get('prompt_tokens', 0) for f in info), sum(f.get('completion_tokens', 0) for f in info)
-        return 200, {'id': f'{"chatcmpl" if chat else "cmpl"}-{os.urandom(6).hex()}', 'object': 'chat.completion' if chat else 'text_completion',
-                     'created': int(time.time()), 'model': self.model_name, 'choices': choices,
-                     'usage': {'prompt_tokens': pt, 'completion_tokens': ct, 'total_tokens': pt + ct}}
-
     def wait(self, timeout: float | None = None):
         "Block until the server stops (or `timeout` seconds pass)."
         self._thread.join(timeout)
@@ -417,6 +399,43 @@ def serve(client,  # any `LLMClient`
     "Serve `client` over an OpenAI-compatible HTTP API on loopback, in a background thread; returns the handle."
     return LLMServer(client, host, port, model_name, api_key)
 
+# %% ../nbs/11_llm.ipynb #1140942d
+@patch
+def _params(self: LLMServer, req):
+    mt = req.get('max_completion_tokens', req.get('max_tokens', 256))
+    if not isinstance(mt, int) or isinstance(mt, bool) or not 1 <= mt <= self.max_tokens_cap: raise ConfigError(f'max_tokens must be an integer in 1..{self.max_tokens_cap}, not {mt!r}')
+    t = req.get('temperature', 1.0)
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 <= t <= 2: raise ConfigError(f'temperature must be a number in [0, 2], not {t!r}')
+    if req.get('stream'): raise ConfigError('streaming is not supported by this server; send stream=false')
+    if req.get('n', 1) != 1: raise ConfigError('only n=1 is supported')
+    kw = {k: req[k] for k in ('top_p', 'seed') if req.get(k) is not None}
+    if (stop := req.get('stop')) is not None: kw['stop'] = [stop] if isinstance(stop, str) else list(stop)
+    return mt, float(t), kw
+
+@patch
+def handle(self: LLMServer, path: str, req: dict) -> tuple[int, dict]:
+    "Answer one decoded API request: (HTTP status, JSON reply)."
+    mt, t, kw = self._params(req)
+    chat = path.endswith('/chat/completions')
+    if chat:
+        msgs = req.get('messages')
+        items = [check_conversation([{'role': m.get('role'), 'content': m.get('content')} if isinstance(m, dict) else m for m in msgs] if isinstance(msgs, list) else msgs)]
+    else:
+        p = req.get('prompt')
+        items = [p] if isinstance(p, str) else p
+        if not isinstance(items, list) or not items or not all(isinstance(x, str) for x in items): raise DataError('prompt must be a string or a non-empty list of strings')
+    with self._lock:
+        out = self.client.chat(items, max_new_tokens=mt, temperature=t, **kw) if chat else self.client.generate(items, max_new_tokens=mt, temperature=t, **kw)
+        info = list(getattr(self.client, 'last_info', None) or [])
+    if len(out) != len(items) or not all(isinstance(o, str) for o in out): raise MedbookError(f'the model returned {len(out)} replies for {len(items)} inputs')
+    info = info if len(info) == len(out) else [{}] * len(out)
+    choices = [({'index': i, 'message': {'role': 'assistant', 'content': o}} if chat else {'index': i, 'text': o, 'logprobs': None})
+               | {'finish_reason': f.get('finish_reason', 'stop')} for i, (o, f) in enumerate(zip(out, info))]
+    pt, ct = sum(f.get('prompt_tokens', 0) for f in info), sum(f.get('completion_tokens', 0) for f in info)
+    return 200, {'id': f'{"chatcmpl" if chat else "cmpl"}-{os.urandom(6).hex()}', 'object': 'chat.completion' if chat else 'text_completion',
+                 'created': int(time.time()), 'model': self.model_name, 'choices': choices,
+                 'usage': {'prompt_tokens': pt, 'completion_tokens': ct, 'total_tokens': pt + ct}}
+
 # %% ../nbs/11_llm.ipynb #c054becb
 def serve_model_dir(model_dir: str | os.PathLike,  # a directory written by `save_pretrained` (model + tokenizer)
                     host: str = '127.0.0.1',  # loopback only
@@ -436,12 +455,45 @@ def serve_model_dir(model_dir: str | os.PathLike,  # a directory written by `sav
 
 # %% ../nbs/11_llm.ipynb #08a11b5a
 LM_VERSION = 1
-_LM_CFG = {
-    'tiny': dict(text='tiny', icd_codes=4000, hidden=64, layers=2, heads=4, inter=192, seq=64, batch=8, steps=120, lr=3e-3, warmup=12, eval_windows=40, threads=1),
-    'small': dict(text='small', icd_codes=None, hidden=192, layers=4, heads=4, inter=512, seq=128, batch=16, steps=700, lr=2e-3, warmup=50, eval_windows=200, threads=None),
-    'full': dict(text='full', icd_codes=None, hidden=512, layers=8, heads=8, inter=1408, seq=512, batch=32, steps=20000, lr=6e-4, warmup=500, eval_windows=2000, threads=None),
+
+@dataclass(frozen=True)
+class SmallLMConfig:
+    "One scale of the small medical LM: its corpus, its Llama sizes, the held-out windows and how it pretrains."
+    text: str = 'small'  # report corpus of notebook 03: 'tiny' (300 reports), 'small' / 'full' (all 3,955)
+    icd_codes: int | None = None  # keep the first this many ICD-10-CM codes (None: all of them)
+    hidden: int = 192  # model width
+    layers: int = 4  # decoder layers
+    heads: int = 4  # attention heads (as many key/value heads)
+    inter: int = 512  # SwiGLU inner width
+    seq: int = 128  # tokens per training and evaluation window
+    eval_windows: int = 200  # held-out windows scored per split
+    train: TrainConfig = TrainConfig(steps=700, batch_size=16, lr=2e-3, warmup=50, warmup_from_zero=True, betas=(0.9, 0.95),
+                                     weight_decay=0.1, ckpt_every=140)  # AdamW, cosine decay after a warm-up from 0
+
+    def __post_init__(self):
+        bad = [f'{k} must be >= {lo}, got {getattr(self, k)}' for k, lo in
+               (('hidden', 1), ('layers', 1), ('heads', 1), ('inter', 1), ('seq', 2), ('eval_windows', 1)) if getattr(self, k) < lo]
+        if self.text not in ('tiny', 'small', 'full'): bad.append(f"text must be 'tiny', 'small' or 'full', got {self.text!r}")
+        if self.icd_codes is not None and self.icd_codes < 1: bad.append(f'icd_codes must be >= 1 or None, got {self.icd_codes}')
+        if self.heads >= 1 and self.hidden % self.heads: bad.append(f'hidden ({self.hidden}) must be a multiple of heads ({self.heads})')
+        if not isinstance(self.train, TrainConfig): bad.append(f'train must be a TrainConfig, got {type(self.train).__name__}')
+        if bad: raise ConfigError('SmallLMConfig: ' + '; '.join(bad))
+
+_LM_SMALL = SmallLMConfig()
+SMALL_LM_CONFIGS = {
+    'tiny': replace(_LM_SMALL, text='tiny', icd_codes=4000, hidden=64, layers=2, inter=192, seq=64, eval_windows=40,   # one thread: a 0.2M model's matmuls are too small to split
+                    train=replace(_LM_SMALL.train, steps=120, batch_size=8, lr=3e-3, warmup=12, ckpt_every=24, threads=1)),
+    'small': _LM_SMALL,
+    'full': replace(_LM_SMALL, text='full', hidden=512, layers=8, heads=8, inter=1408, seq=512, eval_windows=2000,
+                    train=replace(_LM_SMALL.train, steps=20000, batch_size=32, lr=6e-4, warmup=500, ckpt_every=4000)),
 }
 
+def lm_config(scale: str | SmallLMConfig  # a scale name or a config
+             ) -> SmallLMConfig:
+    "The config of `scale` (a config is returned as it is)."
+    return scale if isinstance(scale, SmallLMConfig) else pick_scale(SMALL_LM_CONFIGS, scale)
+
+# %% ../nbs/11_llm.ipynb #7373bc24
 def report_document(row: Mapping) -> str:
     "One IU report as a training document: its non-empty sections, each labelled."
     return '\n'.join(f'{k.upper()}: {row[k]}' for k in ('indication', 'comparison', 'findings', 'impression') if row.get(k))
@@ -461,19 +513,19 @@ def icd_heldout(code: str) -> bool:
     "True for the codes of every tenth ICD-10-CM category (hash of the 3-character category)."
     return int(hashlib.sha1(code[:3].encode()).hexdigest()[:8], 16) % 10 == 0
 
-def lm_documents(scale: str = 'small'  # which report corpus and how many ICD codes
+def lm_documents(scale: str | SmallLMConfig = 'small'  # which report corpus and how many ICD codes
                 ) -> dict[str, list[str]]:
     "The LM's documents: 'train' (IU train split + ICD), 'iu_val' (IU val split), 'icd_heldout' (held-out categories)."
     from medbook.data.reports import load_reports
-    cfg = pick_scale(_LM_CFG, scale)
-    df = load_reports(cfg['text'])
+    c = lm_config(scale)
+    df = load_reports(c.text)
     rep = {s: [d for d in (report_document(r) for r in df[df.split == s].to_dict('records')) if d] for s in ('train', 'val')}
-    icd = icd_documents(cfg['icd_codes'])
+    icd = icd_documents(c.icd_codes)
     return {'train': rep['train'] + [d for c, d in icd if not icd_heldout(c)], 'iu_val': rep['val'],
             'icd_heldout': [d for c, d in icd if icd_heldout(c)]}
 
 # %% ../nbs/11_llm.ipynb #18c58f84
-def _bpe_scale(scale): return 'tiny' if scale == 'tiny' else 'small'
+def _bpe_scale(c: SmallLMConfig) -> str: return 'tiny' if c.text == 'tiny' else 'small'   # the tiny BPE for the tiny corpus, the 8k one otherwise
 
 def pack_documents(tokenizer,  # a tokenizer with bos/eos tokens
                    docs: Sequence[str],  # documents
@@ -484,16 +536,16 @@ def pack_documents(tokenizer,  # a tokenizer with bos/eos tokens
     b, e = tokenizer.bos_token_id, tokenizer.eos_token_id
     return torch.tensor([t for d in ids for t in [b, *d, e]], dtype=torch.int32)
 
-def lm_streams(scale: str = 'small'  # corpus scale; the BPE is the tiny one at tiny, the 8k one otherwise
+def lm_streams(scale: str | SmallLMConfig = 'small'  # corpus scale; the BPE is the tiny one at tiny, the 8k one otherwise
               ) -> dict[str, torch.Tensor]:
     "Token streams 'train', 'iu_val', 'icd_heldout' of the LM corpus (built once, cached)."
     from medbook.tokenizers import build_bpe_tokenizer, load_bpe_tokenizer
-    bpe = build_bpe_tokenizer(_bpe_scale(scale))
+    c = lm_config(scale)
+    bpe = build_bpe_tokenizer(_bpe_scale(c))
     def build(d):
         tok = load_bpe_tokenizer(bpe)
-        atomic_save_safetensors({k: pack_documents(tok, v) for k, v in lm_documents(scale).items()}, d/'streams.safetensors')
-    cfg = pick_scale(_LM_CFG, scale)
-    d = cached('lm-streams', build, config={'version': LM_VERSION, 'text': cfg['text'], 'icd_codes': cfg['icd_codes'], 'bpe': bpe.name})
+        atomic_save_safetensors({k: pack_documents(tok, v) for k, v in lm_documents(c).items()}, d/'streams.safetensors')
+    d = cached('lm-streams', build, config={'version': LM_VERSION, 'text': c.text, 'icd_codes': c.icd_codes, 'bpe': bpe.name})
     return read_safetensors(d/'streams.safetensors')[0]
 
 # %% ../nbs/11_llm.ipynb #c1dfb88c
@@ -531,44 +583,63 @@ def unigram_perplexity(train: torch.Tensor,  # training stream (the counts)
 
 # %% ../nbs/11_llm.ipynb #4584c730
 def small_lm_config(tokenizer,  # the domain BPE tokenizer
-                    scale: str = 'small'):
+                    scale: str | SmallLMConfig = 'small',  # a scale name or a config
+                   ):
     "The `LlamaConfig` of the small LM at `scale`."
     from transformers import LlamaConfig
-    c = pick_scale(_LM_CFG, scale)
-    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=c['hidden'], intermediate_size=c['inter'], num_hidden_layers=c['layers'],
-                       num_attention_heads=c['heads'], num_key_value_heads=c['heads'], max_position_embeddings=max(512, 4 * c['seq']),
+    c = lm_config(scale)
+    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=c.hidden, intermediate_size=c.inter, num_hidden_layers=c.layers,
+                       num_attention_heads=c.heads, num_key_value_heads=c.heads, max_position_embeddings=max(512, 4 * c.seq),
                        rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
 
+def causal_lm_loss(model,  # a causal LM
+                   x: torch.Tensor,  # (batch, seq) token ids
+                   g: torch.Generator | None = None,  # unused: the loss draws nothing
+                  ) -> torch.Tensor:
+    "Next-token cross-entropy of a batch of windows (transformers shifts the labels by one)."
+    return model(input_ids=x, labels=x).loss
+
+def window_sampler(stream: torch.Tensor,  # the 1-D training token stream
+                   seq: int,  # window length
+                   batch: int,  # windows per step
+                   seed: int = 0,  # the run's seed
+                  ) -> Callable[[int, Any], torch.Tensor]:
+    "`data(step, g)` for `fit`: `batch` random windows of `stream`, drawn from a generator seeded with (seed, step)."
+    if len(stream) <= seq + 1: raise DataError(f'training stream of {len(stream)} tokens is shorter than one window of {seq}')
+    offs = torch.arange(seq)
+    def windows(step, g=None):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        return stream[torch.randint(0, len(stream) - seq, (batch,), generator=g)[:, None] + offs].long()
+    return windows
+
+# %% ../nbs/11_llm.ipynb #d1de00be
 def pretrain_small_lm(tokenizer,  # the domain BPE tokenizer
                       train: torch.Tensor,  # the training token stream
-                      scale: str = 'small',  # the size and schedule (see `_LM_CFG`)
+                      scale: str | SmallLMConfig = 'small',  # the size and schedule: a scale name or a `SmallLMConfig`
                       seed: int = 0,  # initialisation and batch order
                       ckpt_dir: str | os.PathLike | None = None,  # resumable checkpoints go here
                       device: str | torch.device | None = None,  # default `get_device()`
-                      steps: int | None = None,  # override the scale's number of steps
+                      steps: int | None = None,  # override the config's number of steps (warm-up and checkpoint period shrink with it)
                       stop_after: int | None = None,  # stop at this step, checkpointed (simulates an interruption)
-                     ) -> tuple[Any, list[float]]:
-    "Pretrain the small Llama on `train`; returns (model on CPU, loss history)."
+                      evaluate: Callable[[Any], float] | None = None,  # model -> a held-out score, e.g. a perplexity
+                      eval_every: int = 0,  # steps between calls of `evaluate` (0: only at the end)
+                     ) -> tuple[Any, dict]:
+    "Pretrain the small Llama on `train`: `causal_lm_loss` and one `fit`; returns (model on CPU, `fit`'s history)."
     from transformers import LlamaForCausalLM, GenerationConfig
-    c = pick_scale(_LM_CFG, scale)
-    n_steps = steps or c['steps']
+    c = lm_config(scale)
     dev = device if isinstance(device, torch.device) else get_device(device)
+    n = steps or c.train.steps
+    cfg = replace(c.train, steps=n, seed=seed, eval_every=eval_every, warmup=min(replace(c.train, steps=n).warmup_steps, n // 5),
+                  ckpt_every=c.train.ckpt_every if steps is None else max(1, n // 5),
+                  precision='bf16' if dev.type == 'cuda' else 'fp32', threads=c.train.threads if dev.type == 'cpu' else None)
+    data = window_sampler(train, c.seq, cfg.batch_size, seed)
     seed_everything(seed)
-    model = LlamaForCausalLM(small_lm_config(tokenizer, scale)).to(dev)
+    model = LlamaForCausalLM(small_lm_config(tokenizer, c)).to(dev)
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    if len(train) <= c['seq'] + 1: raise DataError(f'training stream of {len(train)} tokens is shorter than one window of {c["seq"]}')
-    offs = torch.arange(c['seq'])
-    def windows(step, _):   # `batch` random windows of the token stream, drawn from a generator of (seed, step)
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        return train[torch.randint(0, len(train) - c['seq'], (c['batch'],), generator=g)[:, None] + offs].long()
-    # AdamW on every weight (decay 0.1, betas 0.9 / 0.95), transformers' cosine schedule (its warm-up starts at lr 0)
-    cfg = TrainConfig(steps=n_steps, lr=c['lr'], warmup=min(c['warmup'], n_steps // 5), warmup_from_zero=True, betas=(0.9, 0.95),
-                      weight_decay=0.1, ckpt_every=max(1, n_steps // 5), seed=seed, precision='bf16' if dev.type == 'cuda' else 'fp32',
-                      threads=c['threads'] if c['threads'] and dev.type == 'cpu' else None)   # a 0.2M model's matmuls are too small to split
-    h = fit(model, lambda m, x, g: m(input_ids=x, labels=x).loss, windows, cfg, ckpt_dir, groups=[dict(params=list(model.parameters()))],
-            stop_after=stop_after, desc=f'small-lm {scale} seed {seed}')
-    return model.cpu().eval(), h['loss']
+    h = fit(model, causal_lm_loss, data, cfg, ckpt_dir, groups=[dict(params=list(model.parameters()))],   # decay on every weight
+            evaluate=evaluate, stop_after=stop_after, desc=f'small-lm {c.text} seed {seed}')
+    return model.cpu().eval(), h
 
 # %% ../nbs/11_llm.ipynb #a9becb6a
 def with_bos(tokenizer):
@@ -578,33 +649,34 @@ def with_bos(tokenizer):
     tokenizer._tokenizer.post_processor = processors.TemplateProcessing(single=f'{b} $A', pair=f'{b} $A {b} $B', special_tokens=[(b, tokenizer.bos_token_id)])
     return tokenizer
 
-def _lm_key(scale, seed):
+def _lm_key(c: SmallLMConfig, seed: int) -> dict:
+    "What the pretrained weights depend on: the config (less the evaluation windows), the seed and the tokenizer."
     from medbook.tokenizers import build_bpe_tokenizer
-    return {'version': LM_VERSION, **pick_scale(_LM_CFG, scale), 'seed': seed, 'bpe': build_bpe_tokenizer(_bpe_scale(scale)).name}
+    return {'version': LM_VERSION, **{k: v for k, v in asdict(c).items() if k != 'eval_windows'}, 'seed': seed, 'bpe': build_bpe_tokenizer(_bpe_scale(c)).name}
 
 @data_builder('small-lm', 'Llama-style causal LM (tiny 0.2M / small 3.3M params) pretrained on IU reports + ICD-10-CM with the domain BPE')
-def build_small_lm(scale: str = 'small',  # 'tiny': 0.2M parameters, seconds; 'small': 3.3M, minutes on 2 cores
+def build_small_lm(scale: str | SmallLMConfig = 'small',  # 'tiny': 0.2M parameters, seconds; 'small': 3.3M, minutes on 2 cores; or a config
                    seed: int = 0,  # initialisation and batch order
                   ) -> Path:
     "Pretrain (once) the small medical LM and return its `save_pretrained` directory."
     from medbook.tokenizers import build_bpe_tokenizer, load_bpe_tokenizer
-    key = _lm_key(scale, seed)
+    c = lm_config(scale); key = _lm_key(c, seed)
     ckpt = medbook_home()/'checkpoints'/f'small-lm-{config_hash(key)}'
     def build(d):
-        tok = load_bpe_tokenizer(build_bpe_tokenizer(_bpe_scale(scale)))
+        tok = load_bpe_tokenizer(build_bpe_tokenizer(_bpe_scale(c)))
         tok.chat_template = SIMPLE_CHAT_TEMPLATE
         with_bos(tok)
         t0 = time.time()
-        model, losses = pretrain_small_lm(tok, lm_streams(scale)['train'], scale, seed, ckpt_dir=ckpt)
+        model, h = pretrain_small_lm(tok, lm_streams(c)['train'], c, seed, ckpt_dir=ckpt)
         m = d/'model'   # `cached` writes its own config.json at the top: the model gets a directory of its own
         model.save_pretrained(str(m)); tok.save_pretrained(str(m))
-        (m/'training.json').write_text(json.dumps({'losses': losses, 'parameters': sum(p.numel() for p in model.parameters()),
-                                                   'seconds': round(time.time() - t0, 1), 'scale': scale, 'seed': seed}))
+        write_json(m/'training.json', {'losses': h['loss'], 'parameters': sum(p.numel() for p in model.parameters()),
+                                       'seconds': round(time.time() - t0, 1), 'scale': scale if isinstance(scale, str) else c.text, 'seed': seed}, indent=None)
     out = cached('small-lm', build, config=key)/'model'
     shutil.rmtree(ckpt, ignore_errors=True)
     return out
 
-def load_small_lm(scale: str = 'small', seed: int = 0):
+def load_small_lm(scale: str | SmallLMConfig = 'small', seed: int = 0):
     "(model, tokenizer) of the pretrained small LM (built first if needed)."
     from transformers import AutoModelForCausalLM, AutoTokenizer
     d = build_small_lm(scale, seed)
@@ -627,21 +699,23 @@ def _ppl_rows(model, untrained, streams, seq, max_windows, V):
             claim='A small causal LM pretrained on domain text models held-out medical text far better than token frequencies alone (the base the policy of the RL stage starts from).',
             metrics=('ppl', 'ppl_iu_val', 'ppl_icd_heldout'),
             higher_is_better={'ppl': False, 'ppl_iu_val': False, 'ppl_icd_heldout': False})
-def small_lm_experiment(scale: str = 'small', seed: int = 0) -> dict:
+def small_lm_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
+                        seed: int = 0,  # the three models use seed, seed+1, seed+2
+                       ) -> dict:
     "Held-out perplexity of untrained / unigram / pretrained LM, 3 seeds."
     from transformers import AutoModelForCausalLM, LlamaForCausalLM
-    c = pick_scale(_LM_CFG, scale)
+    c = lm_config(scale)
     streams = lm_streams(scale)
     rows, params, secs = {}, None, []
     for s in range(seed, seed + 3):
         d = build_small_lm(scale, s)
         model = AutoModelForCausalLM.from_pretrained(str(d)).to(get_device()).eval()
         seed_everything(s); untrained = LlamaForCausalLM(model.config).to(get_device()).eval()
-        for name, m in _ppl_rows(model, untrained, streams, c['seq'], c['eval_windows'], model.config.vocab_size).items():
+        for name, m in _ppl_rows(model, untrained, streams, c.seq, c.eval_windows, model.config.vocab_size).items():
             for k, v in m.items(): rows.setdefault(name, {}).setdefault(k, []).append(v)
         info = json.loads((d/'training.json').read_text()); params = info['parameters']; secs.append(info['seconds'])
     return {'rows': rows, 'method': 'pretrained LM',
-            'notes': (f'{params / 1e6:.2f}M-parameter Llama ({c["layers"]} layers x {c["hidden"]}), {c["steps"]} steps of {c["batch"]} x {c["seq"]} tokens, '
+            'notes': (f'{params / 1e6:.2f}M-parameter Llama ({c.layers} layers x {c.hidden}), {c.train.steps} steps of {c.train.batch_size} x {c.seq} tokens, '
                       f'pretraining {np.mean(secs):.0f} s per seed on {get_device()}; held-out: IU val split and every tenth ICD-10-CM category, '
-                      f'first {c["eval_windows"]} windows of {c["seq"]} tokens each.'),
+                      f'first {c.eval_windows} windows of {c.seq} tokens each.'),
             'extra': {'parameters': params, 'train_tokens': int(len(streams['train'])), 'pretrain_seconds': secs}}

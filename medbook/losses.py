@@ -5,12 +5,11 @@
 # %% ../nbs/06_alignment.ipynb #dea8223c
 from __future__ import annotations
 from .core import *
-from .core import ConfigError, experiment, pick_scale, progress, check_ndim
-from .train import TrainConfig, fit, torch_threads
+from .core import ConfigError, experiment, pick_scale, check_ndim
+from .train import TrainConfig, fit
 
-import itertools, math
-from contextlib import contextmanager
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -19,17 +18,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SELECTIONS', 'LogitScale', 'clip_logits', 'symmetric_ce', 'clip_loss', 'InfoNCE', 'sparsemax', 'Alignment',
-           'check_tokens', 'select_patches', 'sentence_patch_alignment', 'pointing_game', 'PlantedPatches',
-           'train_planted', 'planted_grounding_experiment', 'word_patch_alignment', 'centroid_distance',
-           'modality_classifier_accuracy', 'plot_modality_gap']
-
-# %% ../nbs/06_alignment.ipynb #cb0dca46
-def _shape(x) -> tuple: return tuple(x.shape)
+__all__ = ['SELECTIONS', 'PLANTED_TRAIN', 'PLANTED_CONFIGS', 'LogitScale', 'clip_logits', 'symmetric_ce', 'clip_loss', 'InfoNCE',
+           'sparsemax', 'Alignment', 'check_tokens', 'select_patches', 'sentence_patch_alignment', 'pointing_game',
+           'PlantedPatches', 'PlantedConfig', 'train_planted', 'planted_grounding_experiment', 'word_patch_alignment',
+           'centroid_distance', 'modality_classifier_accuracy', 'plot_modality_gap']
 
 # %% ../nbs/06_alignment.ipynb #07c6a719
 class LogitScale(nn.Module):
-    "CLIP's learnable inverse temperature: stores log(1/tau) and returns exp of it, clamped to `max_scale`."
+    "CLIP's learnable inverse temperature (Radford et al. 2021, arXiv:2103.00020): log(1/tau) stored, exp of it returned, clamped to `max_scale`."
     def __init__(self,
                  init_temperature: float = 0.07,  # tau at initialisation (CLIP: 0.07)
                  max_scale: float = 100.,  # the largest allowed 1/tau (CLIP: 100)
@@ -52,7 +48,7 @@ def _scale(logit_scale, ref: torch.Tensor) -> torch.Tensor:
     if isinstance(logit_scale, nn.Module): s = logit_scale()
     elif torch.is_tensor(logit_scale): s = logit_scale
     else: s = torch.tensor(float(logit_scale), dtype=ref.dtype, device=ref.device)   # a Python float keeps full precision
-    if s.ndim != 0: raise ValueError(f'logit_scale must be a scalar, got shape {_shape(s)}')
+    if s.ndim != 0: raise ValueError(f'logit_scale must be a scalar, got shape {tuple(s.shape)}')
     return s.to(ref.dtype)
 
 def clip_logits(img: torch.Tensor,  # (B, d) image embeddings
@@ -61,7 +57,7 @@ def clip_logits(img: torch.Tensor,  # (B, d) image embeddings
                 normalize: bool = True):  # L2-normalise first (cosine similarity)
     "The (B, B') matrix of scaled similarities, images in rows and texts in columns."
     check_ndim(img, 2, 'img', '(B, d)'); check_ndim(txt, 2, 'txt', '(B, d)')
-    if img.shape[1] != txt.shape[1]: raise ValueError(f'img {_shape(img)} and txt {_shape(txt)} must have the same embedding size d')
+    if img.shape[1] != txt.shape[1]: raise ValueError(f'img {tuple(img.shape)} and txt {tuple(txt.shape)} must have the same embedding size d')
     if normalize: img, txt = F.normalize(img, dim=-1), F.normalize(txt, dim=-1)
     return _scale(logit_scale, img) * img @ txt.T
 
@@ -69,7 +65,7 @@ def symmetric_ce(logits: torch.Tensor,  # (B, B) logits whose diagonal holds the
                  label_smoothing: float = 0.):  # epsilon of the smoothed targets
     "Mean of the row-wise and column-wise cross-entropy with the diagonal as the target."
     check_ndim(logits, 2, 'logits', '(B, B)')
-    if logits.shape[0] != logits.shape[1]: raise ValueError(f'logits must be square (B, B), got shape {_shape(logits)}')
+    if logits.shape[0] != logits.shape[1]: raise ValueError(f'logits must be square (B, B), got shape {tuple(logits.shape)}')
     # the two smoothed cross-entropies in closed form: one log-sum-exp per direction, the diagonal and the mean shared
     lse = (logits.logsumexp(1).mean() + logits.logsumexp(0).mean()) / 2
     return lse - (1 - label_smoothing) * logits.diagonal().mean() - label_smoothing * logits.mean()
@@ -79,10 +75,10 @@ def clip_loss(img: torch.Tensor,  # (B, d) image embeddings; row i matches txt r
               logit_scale: float | torch.Tensor | nn.Module = 1 / 0.07,  # 1/tau, or a `LogitScale`
               label_smoothing: float = 0.,  # epsilon of the smoothed targets
               normalize: bool = True):  # L2-normalise first (cosine similarity)
-    "Symmetric InfoNCE over a batch of matching (image, text) pairs."
+    "Symmetric InfoNCE (van den Oord et al. 2018, arXiv:1807.03748; CLIP's loss) over a batch of matching (image, text) pairs."
     if torch.is_tensor(img) and torch.is_tensor(txt) and img.ndim == txt.ndim == 2 and img.shape[0] != txt.shape[0]:
-        raise ValueError(f'img {_shape(img)} and txt {_shape(txt)} must hold the same number of pairs B')
-    if len(img) < 2: raise ValueError(f'a contrastive loss needs at least 2 pairs, got img of shape {_shape(img)}')
+        raise ValueError(f'img {tuple(img.shape)} and txt {tuple(txt.shape)} must hold the same number of pairs B')
+    if len(img) < 2: raise ValueError(f'a contrastive loss needs at least 2 pairs, got img of shape {tuple(img.shape)}')
     return symmetric_ce(clip_logits(img, txt, logit_scale, normalize), label_smoothing)
 
 class InfoNCE(nn.Module):
@@ -100,7 +96,7 @@ class InfoNCE(nn.Module):
 # %% ../nbs/06_alignment.ipynb #b885c601
 def sparsemax(z: torch.Tensor,  # scores
               dim: int = -1):  # the dimension that sums to one
-    "Sparsemax (Martins & Astudillo 2016): the Euclidean projection of `z` onto the probability simplex along `dim`."
+    "Sparsemax (Martins & Astudillo 2016, arXiv:1602.02068): the Euclidean projection of `z` onto the probability simplex along `dim`."
     if not torch.is_tensor(z) or not z.is_floating_point() or z.ndim == 0: raise ValueError(f'sparsemax needs a floating tensor with at least 1 dimension, got {z!r:.60}')
     z = z.transpose(dim, -1)
     zs = z.sort(dim=-1, descending=True).values
@@ -130,12 +126,12 @@ def check_tokens(patches: torch.Tensor,  # (B, N, d) patch tokens
     check_ndim(patches, 3, names[0], '(B, N, d)'); check_ndim(sents, 3, names[1], '(B, S, d)')
     B, N, d = patches.shape
     if sents.shape[0] != B or sents.shape[2] != d:
-        raise ValueError(f'{names[1]} must be (B={B}, S, d={d}) to match {names[0]} {_shape(patches)}, got shape {_shape(sents)}')
-    if B < 2: raise ValueError(f'a contrastive loss needs at least 2 volumes, got {names[0]} of shape {_shape(patches)}')
+        raise ValueError(f'{names[1]} must be (B={B}, S, d={d}) to match {names[0]} {tuple(patches.shape)}, got shape {tuple(sents.shape)}')
+    if B < 2: raise ValueError(f'a contrastive loss needs at least 2 volumes, got {names[0]} of shape {tuple(patches.shape)}')
     if sent_mask is None: return torch.ones(sents.shape[:2], dtype=torch.bool, device=sents.device)
     if not torch.is_tensor(sent_mask) or sent_mask.shape != sents.shape[:2]:
-        got = _shape(sent_mask) if torch.is_tensor(sent_mask) else type(sent_mask).__name__
-        raise ValueError(f'{names[2]} must be (B, S) = {_shape(sents)[:2]}, got {got}')
+        got = tuple(sent_mask.shape) if torch.is_tensor(sent_mask) else type(sent_mask).__name__
+        raise ValueError(f'{names[2]} must be (B, S) = {tuple(sents.shape)[:2]}, got {got}')
     sent_mask = sent_mask.bool()
     if not sent_mask.any(1).all(): raise ValueError(f'{names[2]}: report(s) {(~sent_mask.any(1)).nonzero().flatten().tolist()} have no valid entry')
     return sent_mask
@@ -155,6 +151,7 @@ def select_patches(sim: torch.Tensor,  # (..., N) similarities of a sentence to 
     if select == 'mean': return torch.full_like(sim, 1 / N), None
     raise ConfigError(f'unknown selection {select!r}: choose one of {", ".join(SELECTIONS)}')
 
+# %% ../nbs/06_alignment.ipynb #09a16ff5
 def _pool(w, v):
     "(B, S, B, N) weights x (B, N, d) tokens -> (B, S, B, d): one batched matmul per volume."
     Bt, S, B, N = w.shape
@@ -173,7 +170,7 @@ def sentence_patch_alignment(patches: torch.Tensor,  # (B, N, d) patch tokens of
                              k: int = 8,  # patches kept by 'topk'
                              select_temperature: float = 0.1,  # T of 'sparsemax' / 'softmax'
                              label_smoothing: float = 0.):  # epsilon of the smoothed targets
-    "SimCroP's similarity-driven alignment: each sentence pools its most similar patches and is contrasted over volumes."
+    "SimCroP's similarity-driven alignment (arXiv:2509.08311): each sentence pools its most similar patches and is contrasted over volumes."
     sent_mask = check_tokens(patches, sents, sent_mask)
     B = len(patches)
     v, t = F.normalize(patches, dim=-1), F.normalize(sents, dim=-1)
@@ -194,19 +191,19 @@ def pointing_game(selection: torch.Tensor,  # (B, S, N) selection weights, or (B
                   reduce: bool = True):  # False: the per-sentence hits (bool) and which sentences were scored
     "Fraction of grounded sentences whose top selected patch lies inside their finding's patch mask."
     check_ndim(selection, 3, 'selection', '(B, S, N) or (B, S, k)'); check_ndim(patch_masks, 3, 'patch_masks', '(B, S, N)')
-    if selection.shape[:2] != patch_masks.shape[:2]: raise ValueError(f'selection {_shape(selection)} and patch_masks {_shape(patch_masks)} must agree on (B, S)')
+    if selection.shape[:2] != patch_masks.shape[:2]: raise ValueError(f'selection {tuple(selection.shape)} and patch_masks {tuple(patch_masks.shape)} must agree on (B, S)')
     N = patch_masks.shape[-1]
     if selection.is_floating_point():
-        if selection.shape[-1] != N: raise ValueError(f'selection weights {_shape(selection)} must have N={N} patches like patch_masks {_shape(patch_masks)}')
+        if selection.shape[-1] != N: raise ValueError(f'selection weights {tuple(selection.shape)} must have N={N} patches like patch_masks {tuple(patch_masks.shape)}')
         top = selection.argmax(-1)
     else:
-        if selection.shape[-1] < 1: raise ValueError(f'selection indices {_shape(selection)} hold no patch')
+        if selection.shape[-1] < 1: raise ValueError(f'selection indices {tuple(selection.shape)} hold no patch')
         top = selection[..., 0]
         if top.min() < 0 or top.max() >= N: raise ValueError(f'selection indices must lie in [0, {N}), got range [{int(top.min())}, {int(top.max())}]')
     pm = patch_masks.bool()
     scored = pm.any(-1)
     if sent_mask is not None:
-        if sent_mask.shape != patch_masks.shape[:2]: raise ValueError(f'sent_mask must be (B, S) = {_shape(patch_masks)[:2]}, got {_shape(sent_mask)}')
+        if sent_mask.shape != patch_masks.shape[:2]: raise ValueError(f'sent_mask must be (B, S) = {tuple(patch_masks.shape)[:2]}, got {tuple(sent_mask.shape)}')
         scored = scored & sent_mask.bool()
     hits = pm.gather(-1, top[..., None]).squeeze(-1)
     if not reduce: return hits & scored, scored
@@ -245,35 +242,53 @@ class PlantedPatches:
         sents = (self.e[f] + text_noise * torch.randn(n, max_sents, self.e.shape[1], generator=g)) * mask[..., None]
         return patches, sents, mask, F.one_hot(p, n_patches).bool() & mask[..., None]
 
-# %% ../nbs/06_alignment.ipynb #a53db689
+# %% ../nbs/06_alignment.ipynb #e359321e
+PLANTED_TRAIN = TrainConfig(steps=300, batch_size=16, lr=1e-2, weight_decay=0.0, betas=(0.9, 0.999), grad_clip=None,
+                            schedule='constant', threads=1)   # Adam at a constant learning rate, 16 fresh volumes a step
+
+@dataclass(frozen=True)
+class PlantedConfig:
+    "One scale of the planted-patch experiment: the training, the top-k, the held-out set and the sparsity levels."
+    train: TrainConfig = PLANTED_TRAIN  # steps, volumes per step, learning rate (and the optimiser's other settings)
+    k: int = 4  # top-k of training and of the evaluated selection
+    d: int = 32  # shared embedding size
+    n_eval: int = 256  # held-out volumes
+    seeds: int = 3  # repeats (seeds `seed`, `seed + 1`, ...)
+    n_patches: tuple[int, ...] = (64, 256)  # sparsity levels: a lesion is 1 patch of N
+
+    def __post_init__(self):
+        bad = [f'{f} must be >= 1, got {getattr(self, f)}' for f in ('k', 'd', 'seeds') if getattr(self, f) < 1]
+        if self.n_eval < 2: bad.append(f'n_eval must be >= 2 (a contrastive loss), got {self.n_eval}')
+        if not isinstance(self.train, TrainConfig): bad.append(f'train must be a TrainConfig, got {type(self.train).__name__}')
+        if not self.n_patches or min(self.n_patches) < self.k: bad.append(f'n_patches must be non-empty and each >= k={self.k}, got {self.n_patches}')
+        if bad: raise ConfigError('PlantedConfig: ' + '; '.join(bad))
+        object.__setattr__(self, 'n_patches', tuple(self.n_patches))
+
+PLANTED_CONFIGS = {'tiny': PlantedConfig(replace(PLANTED_TRAIN, steps=10), n_eval=64, seeds=1), 'small': PlantedConfig(),
+                   'full': PlantedConfig(replace(PLANTED_TRAIN, steps=1000), n_eval=1024, seeds=5)}
+
+# %% ../nbs/06_alignment.ipynb #654c7bbd
 def train_planted(select: str = 'topk',  # the selection trained with ('topk', 'sparsemax', 'softmax', 'mean')
-                  steps: int = 100,  # optimiser steps, a fresh batch each
-                  batch: int = 16,  # volumes per step
-                  k: int = 4,  # top-k of training and of the evaluated selection
-                  n_eval: int = 256,  # held-out volumes
+                  cfg: PlantedConfig = PlantedConfig(),  # training, k, held-out size, embedding size
                   seed: int = 0,  # seeds the problem, the initialisation and the batches
-                  lr: float = 1e-2,  # Adam learning rate
-                  d: int = 32,  # shared embedding size
                   **sample_kw):  # passed to `PlantedPatches.sample` (n_patches, max_sents, signal, ...)
     "Train two linear projections with `sentence_patch_alignment` on `PlantedPatches`; pointing game before/after."
     torch.manual_seed(seed)
     world, g = PlantedPatches(seed=seed), torch.Generator().manual_seed(seed + 1)
-    P, S, M, PM = world.sample(n_eval, g, **sample_kw)
-    net = nn.ModuleDict(dict(img=nn.Linear(P.shape[-1], d), txt=nn.Linear(S.shape[-1], d), scale=LogitScale()))
+    P, S, M, PM = world.sample(cfg.n_eval, g, **sample_kw)
+    net = nn.ModuleDict(dict(img=nn.Linear(P.shape[-1], cfg.d), txt=nn.Linear(S.shape[-1], cfg.d), scale=LogitScale()))
     def evaluate():
         with torch.no_grad():
-            a = sentence_patch_alignment(net['img'](P), net['txt'](S), M, net['scale'], select='topk', k=k)
+            a = sentence_patch_alignment(net['img'](P), net['txt'](S), M, net['scale'], select='topk', k=cfg.k)
             return pointing_game(a.indices, PM, M), float(a.loss)
-    # the training batches continue the held-out set's random stream: keep the stream's state before each batch
-    states = []
-    for _ in range(steps): states.append(g.get_state()); world.sample(batch, g, **sample_kw)
-    data = lambda step, _: world.sample(batch, torch.Generator().set_state(states[step]), **sample_kw)
+    states = []   # the stream's state before each training batch (the batches continue the held-out set's stream)
+    for _ in range(cfg.train.steps): states.append(g.get_state()); world.sample(cfg.train.batch_size, g, **sample_kw)
+    data = lambda step, _: world.sample(cfg.train.batch_size, torch.Generator().set_state(states[step]), **sample_kw)
     def loss_fn(m, b, _):
         p, s, mask, _ = b
-        return sentence_patch_alignment(m['img'](p), m['txt'](s), mask, m['scale'], select=select, k=k).loss
+        return sentence_patch_alignment(m['img'](p), m['txt'](s), mask, m['scale'], select=select, k=cfg.k).loss
     pg0, _ = evaluate()
-    cfg = TrainConfig(steps=steps, lr=lr, betas=(0.9, 0.999), weight_decay=0.0, grad_clip=None, schedule='constant', seed=seed, threads=1)
-    h = fit(net, loss_fn, data, cfg, desc=f'planted {select}')   # AdamW without weight decay = Adam
+    h = fit(net, loss_fn, data, replace(cfg.train, seed=seed), desc=f'planted {select}')
     pg1, eval_loss = evaluate()
     return dict(pointing_before=pg0, pointing_after=pg1, eval_loss=eval_loss, losses=h['loss'],
                 temperature=net['scale'].temperature, proj_img=net['img'], proj_txt=net['txt'], data=(P, S, M, PM))
@@ -285,20 +300,20 @@ def train_planted(select: str = 'topk',  # the selection trained with ('topk', '
                         'top-1 patch on held-out volumes after training two linear projections with sentence_patch_alignment under each selection',
             metrics=('pointing_N64', 'pointing_N256'))
 def planted_grounding_experiment(scale: str = 'small', seed: int = 0) -> dict:
-    "Train with top-k, sparsemax, softmax and mean-pool selection on the planted-patch problem at N=64 and N=256 patches."
-    cfg = pick_scale(dict(tiny=dict(steps=10, seeds=1, n_eval=64), small=dict(steps=300, seeds=3, n_eval=256),
-                          full=dict(steps=1000, seeds=5, n_eval=1024)), scale)
-    names = {'topk': 'similarity-driven top-k (k=4)', 'sparsemax': 'similarity-driven sparsemax (T=0.1)',
+    "Train with top-k, sparsemax, softmax and mean-pool selection on the planted-patch problem at each sparsity level."
+    cfg = pick_scale(PLANTED_CONFIGS, scale)
+    names = {'topk': f'similarity-driven top-k (k={cfg.k})', 'sparsemax': 'similarity-driven sparsemax (T=0.1)',
              'softmax': 'softmax attention pooling (T=0.1)', 'mean': 'global mean pooling (baseline)'}
     rows = {name: {} for name in names.values()}
-    for n_patches in (64, 256):
+    for n_patches in cfg.n_patches:
         for sel, name in names.items():
-            rows[name][f'pointing_N{n_patches}'] = [train_planted(sel, steps=cfg['steps'], n_eval=cfg['n_eval'], seed=seed + i,
-                                                                  n_patches=n_patches)['pointing_after'] for i in range(cfg['seeds'])]
+            rows[name][f'pointing_N{n_patches}'] = [train_planted(sel, cfg, seed + i, n_patches=n_patches)['pointing_after']
+                                                    for i in range(cfg.seeds)]
+    chance = ' and '.join(f'1/{n} = {1 / n:.3f}' for n in cfg.n_patches)
     return {'rows': rows, 'method': names['topk'],
             'notes': f"Synthetic data (PlantedPatches): Gaussian-noise patches, one planted patch per sentence with the noise's norm; "
-                     f"{cfg['steps']} Adam steps of 16 fresh volumes; pointing = top-1 patch inside the lesion on {cfg['n_eval']} held-out volumes; "
-                     f"chance 1/64 = 0.016 and 1/256 = 0.004."}
+                     f"{cfg.train.steps} Adam steps of {cfg.train.batch_size} fresh volumes; pointing = top-1 patch inside the lesion on {cfg.n_eval} held-out volumes; "
+                     f"chance {chance}."}
 
 # %% ../nbs/06_alignment.ipynb #6e62d0b2
 def word_patch_alignment(patches: torch.Tensor,  # (B, N, d) patch tokens
@@ -308,7 +323,7 @@ def word_patch_alignment(patches: torch.Tensor,  # (B, N, d) patch tokens
                          gamma2: float = 5.,  # sharpness of the soft maximum over words (GLoRIA's gamma2)
                          logit_scale: float | torch.Tensor | nn.Module = 10.,  # gamma3, or a `LogitScale`
                          label_smoothing: float = 0.):  # epsilon of the smoothed targets
-    "GLoRIA-style local alignment: words attend over patches, word-region scores are soft-maxed into a report-volume InfoNCE."
+    "GLoRIA-style local alignment (Huang et al. 2021): words attend over patches, word-region scores are soft-maxed into a report-volume InfoNCE."
     word_mask = check_tokens(patches, words, word_mask, ('patches', 'words', 'word_mask'))
     v, t = F.normalize(patches, dim=-1), F.normalize(words, dim=-1)
     attn = (gamma1 * torch.einsum('bwd,cnd->bwcn', t, v)).softmax(-1)          # (B, W, B, N)
@@ -320,12 +335,12 @@ def word_patch_alignment(patches: torch.Tensor,  # (B, N, d) patch tokens
 # %% ../nbs/06_alignment.ipynb #6c8d7f5e
 def _check_pair(a, b, names=('a', 'b')):
     check_ndim(a, 2, names[0], '(n, d)'); check_ndim(b, 2, names[1], '(m, d)')
-    if a.shape[1] != b.shape[1]: raise ValueError(f'{names[0]} {_shape(a)} and {names[1]} {_shape(b)} must have the same embedding size d')
+    if a.shape[1] != b.shape[1]: raise ValueError(f'{names[0]} {tuple(a.shape)} and {names[1]} {tuple(b.shape)} must have the same embedding size d')
     return F.normalize(a.detach().double(), dim=-1), F.normalize(b.detach().double(), dim=-1)
 
 def centroid_distance(a: torch.Tensor,  # (n, d) embeddings of one modality
                       b: torch.Tensor):  # (m, d) embeddings of the other
-    "Euclidean distance between the centroids of the L2-normalised embeddings of two modalities."
+    "The modality gap of Liang et al. 2022 (arXiv:2203.02053): distance between the centroids of two modalities' L2-normalised embeddings."
     a, b = _check_pair(a, b)
     return float((a.mean(0) - b.mean(0)).norm())
 

@@ -246,6 +246,7 @@ def fit(model: nn.Module,  # what to train (already on its device)
     hist.setdefault('loss', [])
     end, t0 = cfg.steps if stop_after is None else min(cfg.steps, stop_after), time.time()
     amp = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=cfg.precision == 'bf16')
+    model.train()   # as after any run, also when a finished checkpoint leaves no step to take
     with torch_threads(cfg.threads):
         bar = progress(range(start, end), desc=desc, total=end - start)
         for step in bar:

@@ -121,3 +121,55 @@ def test_brgsa_model_round_trip(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), back.state_dict().values()))
     vol = torch.randn(2, 1, 16, 16, 16)
     assert torch.allclose(back.embed(vol, ['a', 'b'])['v_hat'], m.embed(vol, ['a', 'b'])['v_hat'])
+
+
+def test_experiment_config_validates_and_builds_the_model_config():
+    from dataclasses import replace
+    from medbook.models.brgsa import BrgSAExperimentConfig
+    from medbook.train import TrainConfig
+    tiny = BRGSA_CONFIGS['tiny']
+    assert tiny.train.steps == 8 and BRGSA_CONFIGS['small'].train.steps == 600
+    mc = tiny.model_config(use_bank=False)
+    assert (mc.dim, tuple(mc.channels), mc.pool, mc.use_bank) == (32, (8, 16, 32), 1, False)
+    assert replace(tiny, channels=[4, 8]).channels == (4, 8)
+    with pytest.raises(ConfigError, match="eval_split must be 'train' or 'valid'"): BrgSAExperimentConfig(eval_split='test')
+    with pytest.raises(ConfigError, match='testbed: unknown scale'): BrgSAExperimentConfig(testbed='huge')
+    with pytest.raises(ConfigError, match='train.batch_size must be >= 2'): BrgSAExperimentConfig(train=TrainConfig(batch_size=1))
+
+
+def test_train_keeps_the_init_order():
+    "train_brgsa seeds the encoder, then re-seeds before the bank: CLIP and BrgSA start from the same encoder at a seed."
+    from dataclasses import replace
+    from medbook.core import seed_everything
+    from medbook.models.brgsa import train_brgsa, CTDualEncoder
+    cfg = replace(BRGSA_CONFIGS['tiny'], channels=(4, 8), dim=16, n_slots=32, train=replace(BRGSA_CONFIGS['tiny'].train, steps=0))
+    train = dict(volumes=torch.randn(4, 1, 16, 16, 16), summaries=[['There is emphysema.']] * 4)
+    bank_model, _ = train_brgsa(train, cfg, True, seed=3, device='cpu')
+    clip_model, _ = train_brgsa(train, cfg, False, seed=3, device='cpu')
+    seed_everything(3); enc = CTDualEncoder(16, (4, 8), pool=1)
+    torch.manual_seed(3 + 10_000); bank = KnowledgeBank(16, 32)
+    for m in (bank_model, clip_model):
+        assert all(torch.equal(a, b) for a, b in zip(m.encoder.state_dict().values(), enc.state_dict().values()))
+    assert torch.equal(bank_model.bank.W, bank.W) and clip_model.bank is None
+
+
+def test_train_logs_every_loss_term():
+    from dataclasses import replace
+    from medbook.models.brgsa import train_brgsa
+    cfg = replace(BRGSA_CONFIGS['tiny'], channels=(4, 8), dim=16, n_slots=32, train=replace(BRGSA_CONFIGS['tiny'].train, steps=2, batch_size=2))
+    train = dict(volumes=torch.randn(4, 1, 16, 16, 16), summaries=[['There is emphysema.'], [NO_FINDING], ['There is cardiomegaly.'], ['There is atelectasis.']])
+    m, losses = train_brgsa(train, cfg, True, seed=0, device='cpu')
+    m2, losses2 = train_brgsa(train, cfg, True, seed=0, device='cpu')
+    assert len(losses) == 2 and losses == losses2    # the drawn-up-front schedule makes the run exactly repeatable
+
+
+def test_brgsa_round_trip_without_bank_and_without_the_frozen_tower(tmp_path):
+    "The CLIP configuration round-trips too; the frozen MiniLM is never part of the saved weights."
+    from medbook.models.brgsa import BrgSAModel
+    torch.manual_seed(0); m = BrgSAModel(dim=16, channels=(4, 8), use_bank=False).eval()
+    assert not any(k.startswith('encoder.text') for k in m.state_dict())
+    m.save_pretrained(tmp_path/'c'); back = BrgSAModel.from_pretrained(tmp_path/'c')
+    assert back.bank is None and back.state_dict().keys() == m.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), back.state_dict().values()))
+    v = m.embed(torch.randn(2, 1, 16, 16, 16), ['a', 'b'])['v']
+    assert torch.equal(back.scores(v, ['There is emphysema.']), m.scores(v, ['There is emphysema.']))

@@ -144,3 +144,22 @@ def test_models_round_trip(tmp_path):
         assert back.state_dict().keys() == m.state_dict().keys()
         assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), back.state_dict().values()))
         assert torch.allclose(back.scores(imgs, txts), m.scores(imgs, txts))
+
+
+def test_experiment_config_validates_and_builds_model_configs():
+    from dataclasses import replace
+    from medbook.models.carzero import CARZeroExperimentConfig, CARZeroConfig, CLIPDualConfig
+    tiny = CARZERO_CONFIGS['tiny']
+    assert tiny.train.steps == 6 and CARZERO_CONFIGS['small'].train.steps == 600
+    assert isinstance(tiny.model_config('carzero'), CARZeroConfig) and isinstance(tiny.model_config('clip'), CLIPDualConfig)
+    assert replace(tiny, head_widths=[8]).head_widths == (8,)
+    with pytest.raises(ConfigError, match='heads=4 must divide dim=30'): CARZeroExperimentConfig(dim=30)
+    with pytest.raises(ConfigError, match="kind must be 'carzero' or 'clip'"): tiny.model_config('siglip')
+
+
+def test_saved_baseline_is_not_loaded_as_carzero(tmp_path):
+    "CLIPDual has its own config class: a saved baseline refuses to load as CARZero, and neither saves the frozen MiniLM."
+    m = CLIPDual(dim=16, img_channels=(4, 8)); m.save_pretrained(tmp_path/'clip')
+    with pytest.raises(DataError, match="a saved 'medbook-clip-dual' model"): CARZero.from_pretrained(tmp_path/'clip')
+    cz = CARZero(dim=16, img_channels=(4, 8), layers=1, heads=2, ffn=32, head_widths=(16,))
+    for model in (m, cz): assert not any(k.startswith('text.text') for k in model.state_dict())

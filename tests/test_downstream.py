@@ -1,4 +1,6 @@
-"""medbook.downstream: UNETR3D against MONAI's UNETR, grounding patch masks, zero-shot scoring, label subsets, bad input."""
+"""medbook.downstream: UNETR3D against MONAI's UNETR, grounding patch masks, zero-shot scoring, label subsets, fine-tuning through `fit`,
+the experiment's config, bad input. (Save / load round trips: tests/test_downstream_models.py.)"""
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -7,9 +9,11 @@ import torch.nn.functional as F
 
 from medbook.core import DataError, ConfigError
 from medbook.models.mae import ViT3D, ViT3DConfig
-from medbook.downstream import (UNETR3D, unetr_strides, default_skip_layers, lesion_patch_mask, grounding_targets, grounding_accuracy,
+from medbook.train import TrainConfig
+from medbook.downstream import (UNETR3D, UNETR3DConfig, unetr_strides, default_skip_layers, lesion_patch_mask, grounding_targets, grounding_accuracy,
                                 pad_sentences, zero_shot_prompts, zero_shot_scores, zero_shot_auc, label_subsets, labels_with_both,
-                                probe_auc, check_arrays, dice_score, finetune_classifier, auc_per_label, macro_over)
+                                probe_auc, check_arrays, dice_score, finetune_classifier, auc_per_label, macro_over, batch_schedule,
+                                predict, train_segmentation, FINETUNE, SEGMENTATION, DownstreamConfig, DOWNSTREAM_CONFIGS)
 
 
 @pytest.fixture(autouse=True)
@@ -24,8 +28,8 @@ def test_unetr_matches_monai_shape_params_and_logits():
     from monai.networks.nets import UNETR
     torch.manual_seed(0)
     ref = UNETR(1, 2, (32, 32, 32), feature_size=4, hidden_size=24, mlp_dim=96, num_heads=2, qkv_bias=True).eval()
-    ours = UNETR3D(ViT3D(ViT3DConfig(img_size=(32, 32, 32), patch_size=(16, 16, 16), hidden_size=24, num_layers=12, num_heads=2)),
-                   out_channels=2, feature_size=4).eval()
+    ours = UNETR3D.from_encoder(ViT3D(ViT3DConfig(img_size=(32, 32, 32), patch_size=(16, 16, 16), hidden_size=24, num_layers=12, num_heads=2)),
+                                out_channels=2, feature_size=4).eval()
     unused = sum(p.numel() for n, p in ref.named_parameters() if 'norm_cross_attn' in n)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters()) - unused
     sd = {k.replace('vit.patch_embedding.', 'encoder.patch_embed.').replace('vit.', 'encoder.'): v
@@ -40,7 +44,7 @@ def test_unetr_matches_monai_shape_params_and_logits():
 @pytest.mark.parametrize('levels', [4, 3, 2])
 def test_unetr_anisotropic_shapes(levels):
     vit = ViT3D(ViT3DConfig(img_size=(16, 32, 32), patch_size=(8, 16, 16), hidden_size=12, num_layers=4, num_heads=2))
-    net = UNETR3D(vit, out_channels=3, feature_size=4, levels=levels)
+    net = UNETR3D.from_encoder(vit, out_channels=3, feature_size=4, levels=levels)
     y = net(torch.randn(2, 1, 16, 32, 32))
     assert y.shape == (2, 3, 16, 32, 32)
     y.mean().backward()
@@ -52,9 +56,10 @@ def test_unetr_config_errors():
     with pytest.raises(ConfigError, match='patch sides of 8 or 16'): unetr_strides((4, 16, 16))
     assert default_skip_layers(12) == (3, 6, 9) and default_skip_layers(4) == (0, 1, 2)
     vit = ViT3D(ViT3DConfig(img_size=(16, 32, 32), patch_size=(8, 16, 16), hidden_size=12, num_layers=4, num_heads=2))
-    with pytest.raises(ConfigError, match='levels'): UNETR3D(vit, levels=5)
-    with pytest.raises(ConfigError, match='skip_layers'): UNETR3D(vit, skip_layers=(0, 1, 7))
-    frozen = UNETR3D(vit, freeze_encoder=True)
+    with pytest.raises(ConfigError, match='levels'): UNETR3D.from_encoder(vit, levels=5)
+    with pytest.raises(ConfigError, match='skip_layers'): UNETR3D.from_encoder(vit, skip_layers=(0, 1, 7))
+    with pytest.raises(ConfigError, match='does not match the config'): UNETR3D(UNETR3DConfig(dict(num_layers=2, hidden_size=12, num_heads=2)), vit)
+    frozen = UNETR3D.from_encoder(vit, freeze_encoder=True)
     assert not any(p.requires_grad for p in frozen.encoder.parameters())
 
 
@@ -176,8 +181,68 @@ def test_mismatched_inputs_raise_data_error():
     with pytest.raises(DataError, match='no volumes'): check_arrays(dict(volumes=vols[:0], labels=np.zeros((0, 2))))
     vit = ViT3D(ViT3DConfig(img_size=(16, 32, 32), patch_size=(8, 16, 16), hidden_size=12, num_layers=1, num_heads=2))
     with pytest.raises(DataError, match='4 volumes but 2 label rows'): finetune_classifier(vit, vols, np.zeros((2, 3)))
-    with pytest.raises(DataError, match='4 volumes but 3 lesion maps'): dice_score(UNETR3D(vit, levels=2), vols, torch.zeros(3, 1, 16, 32, 32))
+    with pytest.raises(DataError, match='4 volumes but 3 lesion maps'): dice_score(UNETR3D.from_encoder(vit, levels=2), vols, torch.zeros(3, 1, 16, 32, 32))
+    with pytest.raises(DataError, match='no training volume has a lesion'): train_segmentation(vit, vols, torch.zeros(4, 1, 16, 32, 32, dtype=torch.uint8))
     with pytest.raises(DataError, match='do not fit together'): auc_per_label(np.zeros((4, 2)), np.zeros((4, 3)), ['a', 'b'])
     with pytest.raises(DataError, match='not a multiple of the patch'): lesion_patch_mask(torch.zeros(15, 32, 32), [1], (8, 16, 16))
     with pytest.raises(DataError, match='2 grounding records but 1 lesion maps'):
         grounding_targets([[], []], torch.zeros(1, 1, 16, 32, 32), (8, 16, 16))
+
+
+# --- training through `fit` ------------------------------------------------------------------------------------------
+def test_batch_schedule_is_one_generator_carried_across_steps():
+    pool = torch.tensor([2, 4, 6, 8, 10])
+    g = torch.Generator().manual_seed(7)
+    ref = [pool[torch.randint(5, (3,), generator=g)] for _ in range(6)]
+    got = batch_schedule(pool, 6, 3, 7)
+    assert len(got) == 6 and all(torch.equal(a, b) for a, b in zip(ref, got))
+
+
+def _toy(n=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = 0.1 * torch.randn(n, 1, 16, 32, 32, generator=g); y = torch.zeros(n, 2, dtype=torch.long); y[::2, 0] = 1; y[::3, 1] = 1
+    x[y[:, 0] == 1, :, 4:10, 8:16, 8:16] += 1.5
+    return x, y.numpy()
+
+
+def test_finetune_keeps_the_best_held_out_state():
+    vit = ViT3D(ViT3DConfig(img_size=(16, 32, 32), patch_size=(8, 16, 16), hidden_size=12, num_layers=1, num_heads=2))
+    x, y = _toy(40)
+    cfg = dataclasses.replace(FINETUNE, steps=9, batch_size=4, lr=1e-2, warmup=1, eval_every=2, seed=1)
+    model, h = finetune_classifier(vit, x, y, cfg=cfg, encoder_lr=1e-3)
+    assert h['n_holdout'] == 8 and h['n_fit'] == 32 and len(h['loss']) == 9
+    assert h['holdout_step'] == [2, 4, 6, 8, 9]                                   # every eval_every steps and at the last one
+    assert h['best_step'] == h['holdout_step'][int(np.argmin(h['holdout_bce']))]   # strict improvement: the first minimum
+    hold = np.random.default_rng([1, 11]).permutation(40)[:8]
+    bce = F.binary_cross_entropy_with_logits(predict(model, x[hold]), torch.as_tensor(y[hold], dtype=torch.float32))
+    assert float(bce) == pytest.approx(min(h['holdout_bce']), abs=1e-6)            # the model returned is the best one
+    again, h2 = finetune_classifier(vit, x, y, cfg=cfg, encoder_lr=1e-3)
+    assert h2 == h and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_finetune_without_holdout_keeps_the_last_state():
+    vit = ViT3D(ViT3DConfig(img_size=(16, 32, 32), patch_size=(8, 16, 16), hidden_size=12, num_layers=1, num_heads=2))
+    x, y = _toy(10)
+    _, h = finetune_classifier(vit, x, y, cfg=dataclasses.replace(FINETUNE, steps=3, batch_size=4, warmup=1))
+    assert h['n_holdout'] == 0 and h['holdout_bce'] == [] and h['best_step'] == 3
+
+
+def test_train_segmentation_runs_and_is_deterministic():
+    vit = ViT3D(ViT3DConfig(img_size=(16, 32, 32), patch_size=(8, 16, 16), hidden_size=12, num_layers=1, num_heads=2))
+    x, _ = _toy(8); lesions = (x > 0.8).to(torch.uint8)
+    cfg = dataclasses.replace(SEGMENTATION, steps=3, batch_size=2, warmup=1, seed=2)
+    net, losses = train_segmentation(vit, x, lesions, cfg, feature_size=4, levels=2)
+    _, again = train_segmentation(vit, x, lesions, cfg, feature_size=4, levels=2)
+    assert len(losses) == 3 and losses == again and not net.training
+
+
+# --- the experiment's config -----------------------------------------------------------------------------------------
+def test_downstream_configs_are_frozen_and_checked():
+    small = DOWNSTREAM_CONFIGS['small']
+    assert isinstance(small.finetune, TrainConfig) and small.finetune.weight_decay == 0.05 and small.seg.weight_decay == 0.01
+    with pytest.raises(dataclasses.FrozenInstanceError): small.seeds = 5
+    assert dataclasses.replace(small, fractions=[0.5, 1.0]).fractions == (0.5, 1.0)
+    for bad, msg in ((dict(seeds=0), 'seeds must be >= 1'), (dict(fractions=()), 'fractions must be fractions'),
+                     (dict(finetune_fractions=(1.5,)), 'finetune_fractions must be fractions'), (dict(levels=1), 'levels must be 2, 3 or 4'),
+                     (dict(probe_C=0), 'probe_C must be > 0'), (dict(finetune={'steps': 3}), 'finetune must be a TrainConfig')):
+        with pytest.raises(ConfigError, match=msg): dataclasses.replace(small, **bad)

@@ -81,3 +81,54 @@ def test_coder_round_trip(tmp_path):
     assert back.config.n_codes == 4 and all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), back.state_dict().values()))
     x, mask = torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.bool)
     assert torch.allclose(back(x, mask)[0], m(x, mask)[0])
+
+
+def test_coder_initial_weights_depend_on_the_seed_only():
+    "Built from a config or from keyword arguments, a coder starts from the same weights at a seed."
+    import torch
+    from medbook.icd import GKICoder, GKICoderConfig
+    torch.manual_seed(3); a = GKICoder(GKICoderConfig(n_codes=5, hidden=8, value_proj=False))
+    torch.manual_seed(3); b = GKICoder(n_codes=5, hidden=8, value_proj=False)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_gki_configs_are_frozen_and_validated():
+    from dataclasses import replace, FrozenInstanceError
+    from medbook.core import ConfigError
+    from medbook.icd import GKIConfig, GKI_TRAIN, GKI_CONFIGS, ABLATION, GKI_METHOD, gki_config
+    c = gki_config('small').coder(**ABLATION[GKI_METHOD])
+    assert (c.epochs, c.train.lr, c.train.schedule, c.train.grad_clip) == (3, 3e-3, 'linear', None)
+    with pytest.raises(FrozenInstanceError): c.lam = 0.5
+    for bad, msg in ((dict(dropout=1.0), 'dropout must be in'), (dict(epochs=0), 'epochs must be >= 1'),
+                     (dict(desc_norm='init'), 'desc_norm must be > 0'), (dict(train={'lr': 1}), 'train must be a TrainConfig')):
+        with pytest.raises(ConfigError, match='GKIConfig: ' + msg): GKIConfig(**bad)
+    with pytest.raises(ConfigError, match='GKIExperimentConfig: n must be None'): replace(GKI_CONFIGS['tiny'], n=(4, 4))
+    with pytest.raises(ConfigError, match='unknown scale'): gki_config('huge')
+
+
+def test_training_is_a_function_of_the_seed():
+    "Two runs at one seed give the same weights and history; the warm-up has at least one step."
+    import torch
+    from dataclasses import replace
+    from medbook.icd import IcdKnowledge, make_set, train_coder, GKIConfig, GKI_TRAIN
+    know = IcdKnowledge(['J90', 'I51.7'], {'J90': 'Pleural effusion', 'I51.7': 'Cardiomegaly'}, {'J90': [], 'I51.7': ['Cardiac enlargement']},
+                        {'J90': 'Respiratory', 'I51.7': 'Circulatory'})
+    g = torch.Generator().manual_seed(0)
+    states = [torch.randn(n, 8, generator=g) for n in (5, 3, 4, 6)]
+    bank = {e: torch.randn(2, 8, generator=g) for e in ['Pleural effusion', 'Cardiomegaly', 'Cardiac enlargement', 'Respiratory, Pleural effusion',
+                                                         'Circulatory, Cardiomegaly', 'Circulatory, Cardiac enlargement']}
+    tr = make_set([{'text': 'a', 'label': ['J90']}, {'text': 'b', 'label': ['I51.7']}, {'text': 'c', 'label': []}, {'text': 'd', 'label': ['J90', 'I51.7']}],
+                  know.codes, states)
+    cfg = GKIConfig(epochs=2, train=replace(GKI_TRAIN, batch_size=2))
+    desc = [torch.randn(3, 8, generator=g) for _ in range(2)]
+    (m1, h1), (m2, h2) = (train_coder(tr, tr, know, cfg, seed=1, bank=bank, desc_states=desc) for _ in range(2))
+    assert h1 == h2 and all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+
+
+def test_word_attention_merges_wordpieces():
+    import numpy as np
+    from medbook.core import ConfigError
+    from medbook.icd import word_attention
+    words, w = word_attention(['[CLS]', 'small', 'e', '##ff', '##usion', '.', '[SEP]'], [0.1, 0.2, 0.1, 0.1, 0.2, 0.2, 0.1])
+    assert words == ['small', 'effusion', '.'] and np.allclose(w, [0.2, 0.4, 0.2])
+    with pytest.raises(ConfigError, match='3 tokens but 2 weights'): word_attention(['a', 'b', 'c'], [1, 2])

@@ -1,11 +1,11 @@
-"SimCroP (`medbook.models.simcrop`): the contract's shapes, clear errors, exact resume, save / load."
-import json
+"SimCroP (`medbook.models.simcrop`): the contract's shapes, clear errors, configs, exact resume, save / load."
+import dataclasses, json
 from pathlib import Path
 import pytest, torch
 from medbook.train import TrainConfig
 from medbook.core import ConfigError, DataError
-from medbook.models.mae import load_encoder
-from medbook.models.simcrop import LOSS_TERMS, SIMCROP_VARIANTS, SimCroP, pretrain_simcrop, report_sentences, simcrop_config
+from medbook.models.simcrop import (LOSS_TERMS, SIMCROP_CONFIGS, SIMCROP_VARIANTS, SimCroP, SimCroPConfig, load_simcrop, pretrain_simcrop,
+                                    report_sentences, save_simcrop, simcrop_config)
 
 SMALLER = dict(encoder=dict(img_size=(16, 32, 32), hidden_size=24, num_layers=1, num_heads=4),
                decoder=dict(decoder_hidden=24, decoder_layers=1, decoder_heads=4), embed_dim=24,
@@ -21,7 +21,7 @@ def vols(): return torch.rand(6, 1, 16, 32, 32, generator=torch.Generator().manu
 def _run(vols, ckpt_dir=None, stop_after=None, variant='SimCroP'):
     cfg = _cfg(variant)
     torch.manual_seed(0); m = SimCroP(cfg)
-    tc = TrainConfig(steps=cfg['steps'], batch_size=cfg['batch_size'], lr=1e-2, warmup=1, weight_decay=0.05, betas=(0.9, 0.95), seed=3, ckpt_every=1)
+    tc = TrainConfig(steps=cfg.train.steps, batch_size=cfg.train.batch_size, lr=1e-2, warmup=1, weight_decay=0.05, betas=(0.9, 0.95), seed=3, ckpt_every=1)
     h = pretrain_simcrop(m, vols, REPORTS, tc, ckpt_dir=ckpt_dir, stop_after=stop_after)
     return m, h
 
@@ -68,20 +68,32 @@ def test_resume_is_bit_identical(vols, tmp_path):
     assert h2['loss'] == h_ref['loss'] and all(h2[t] == h_ref[t] for t in LOSS_TERMS)   # the whole run's curves, per term
     for (k, a), b in zip(ref.state_dict().items(), res.state_dict().values()): assert torch.equal(a, b), k
 
+def test_configs():
+    cfg = _cfg('global CLIP')
+    assert isinstance(cfg.model, SimCroPConfig) and cfg.variant == 'global CLIP' and cfg.train.betas == (0.9, 0.95)
+    assert (cfg.train.steps, cfg.model.k, cfg['steps'], cfg['embed_dim']) == (4, 1, 4, 24)        # the flat view reads both parts
+    assert simcrop_config('small', 'random init').train.steps == 0 and SIMCROP_VARIANTS['random init'] is None
+    assert simcrop_config('small').model.text['max_words'] == 128 and SIMCROP_CONFIGS['small'].train.ckpt_every == 37
+    with pytest.raises(dataclasses.FrozenInstanceError): cfg.variant = 'other'
+    with pytest.raises(ConfigError, match='SimCroPConfig.weights'): _cfg(weights=dict(extra=1.0))
+    with pytest.raises(ConfigError, match='unknown SimCroP setting'): _cfg(depth=2)
+    with pytest.raises(ConfigError, match='train.batch_size must be >= 2'): _cfg(batch_size=1)
+    with pytest.raises(ConfigError, match='SimCroPExperimentConfig.scale'): dataclasses.replace(cfg, scale='huge')
+
 def test_save_load_round_trip(vols, tmp_path):
     m, _ = _run(vols, variant='global CLIP')
     p = m.save_pretrained(tmp_path/'g')
+    assert sorted(x.name for x in p.iterdir()) == ['config.json', 'model.safetensors']
     m2 = SimCroP.from_pretrained(p); m.eval()
     with torch.no_grad():
         assert torch.equal(m2.embed_image(vols), m.embed_image(vols)) and torch.equal(m2.embed_text(REPORTS), m.embed_text(REPORTS))
-    assert json.dumps(m2.cfg, sort_keys=True) == json.dumps(m.cfg, sort_keys=True) and all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
-    enc = load_encoder(p/'encoder')
-    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), m.encoder.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(m2.state_dict().values(), m.state_dict().values()))
     assert not any(k.startswith('text.trunk') for k in m2.state_dict())       # the frozen MiniLM trunk is the package's, not saved
+    assert all(torch.equal(a, b) for a, b in zip(load_simcrop(save_simcrop(m, tmp_path/'w')).state_dict().values(), m.state_dict().values()))
     (p/'model.safetensors').write_bytes(b'not a safetensors file')
     with pytest.raises(DataError, match='model.safetensors'): SimCroP.from_pretrained(p)
     p = m.save_pretrained(tmp_path/'g')
-    cfg = json.loads((p/'config.json').read_text()); cfg['simcrop']['embed_dim'] = 12
+    cfg = json.loads((p/'config.json').read_text()); cfg['embed_dim'] = 12
     (p/'config.json').write_text(json.dumps(cfg))
     with pytest.raises(DataError, match='do not fit'): SimCroP.from_pretrained(p)
-    assert sorted(x.name for x in tmp_path.iterdir()) == ['g']
+    assert sorted(x.name for x in tmp_path.iterdir()) == ['g', 'w']

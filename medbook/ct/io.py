@@ -21,8 +21,8 @@ log = logging.getLogger('medbook.ct')
 # %% auto #0
 __all__ = ['log', 'CT_RATE_ABNORMALITIES', 'CTVolume', 'check_volume', 'load_nifti', 'save_nifti', 'packaged_file', 'air_level',
            'is_hu', 'to_hu', 'load_dicom_series', 'write_test_series', 'CTPreprocess', 'preprocess_ct', 'display_slice',
-           'show_ct', 'CTRateLayout', 'read_csv_checked', 'parse_spacing', 'CTRecord', 'read_ct_rate',
-           'write_ct_rate_fixture', 'load_ct_record', 'CTRateDataset', 'ct_collate']
+           'show_ct', 'CTRateLayout', 'write_ct_rate_fixture', 'read_csv_checked', 'parse_spacing', 'read_grounding',
+           'CTRecord', 'read_ct_rate', 'load_ct_record', 'ct_collate', 'CTRateDataset']
 
 # %% ../../nbs/01_ct_io.ipynb #5ad80531
 CT_RATE_ABNORMALITIES = (
@@ -67,6 +67,7 @@ def check_volume(a: np.ndarray,  # the voxels
     elif a.dtype.kind not in 'iub': raise DataError(f'voxels of type {a.dtype} are not numbers', path)
     return a
 
+# %% ../../nbs/01_ct_io.ipynb #1522dbec
 def load_nifti(path: str | os.PathLike,  # a `.nii` or `.nii.gz` file
                ndim: int = 3,  # expected dimensionality after squeezing trailing 1s
                dtype=np.float32,  # dtype of the returned voxels
@@ -171,6 +172,7 @@ def _frames(ds, path):
                     float(slope) if slope is not None else 1.0, float(icpt) if icpt is not None else 0.0, px[i]))
     return out
 
+# %% ../../nbs/01_ct_io.ipynb #2d43bc1b
 def load_dicom_series(src: str | os.PathLike | Sequence,  # a folder of slice files, or a list of files
                       series_uid: str | None = None,  # which series, when the folder holds several
                      ) -> CTVolume:
@@ -236,7 +238,7 @@ def write_test_series(src: str | os.PathLike,  # one real CT slice to copy
 # %% ../../nbs/01_ct_io.ipynb #cf68c51a
 @dataclass(frozen=True)
 class CTPreprocess:
-    "How CT volumes become model inputs: RAS, spacing, HU window to [-1, 1], crop/pad; tensors (1, D, H, W)."
+    "How CT volumes become model inputs (MONAI transforms): RAS, spacing, HU window to [-1, 1], crop/pad; tensors (1, D, H, W)."
     spacing: tuple[float, float, float] | None = (1.5, 1.5, 3.0)  # target (x, y, z) mm; None keeps the native spacing
     size: tuple[int, int, int] | None = (224, 224, 112)  # (x, y, z) voxels after centre crop/pad; None keeps the size
     hu_min: float = -1000.0  # lower end of the window (maps to -1)
@@ -346,94 +348,6 @@ class CTRateLayout:
 
     def path(self, rel: str) -> Path: return self.root/rel
 
-# %% ../../nbs/01_ct_io.ipynb #37f9f61b
-def read_csv_checked(path: str | os.PathLike,  # CSV file
-                     required: Sequence[str],  # columns that must be there
-                    ) -> pd.DataFrame:
-    "A CSV as a DataFrame of strings, with a `DataError` naming the file if it is unreadable or lacks a column."
-    path = Path(path)
-    if not path.is_file(): raise DataError('file not found', path)
-    try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as e: raise DataError(f'not a readable CSV ({type(e).__name__}: {e})', path) from e
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
-    if missing: raise DataError(f'missing column(s) {", ".join(missing)}', path)
-    if not len(df): raise DataError('no rows', path)
-    return df
-
-def parse_spacing(s: str  # "[0.75, 0.75]" or "0.75" or "0.75 0.75"
-                 ) -> list[float]:
-    "Numbers of a CT-RATE spacing cell."
-    vals = [float(v) for v in re.findall(r'[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?', str(s))]
-    if not vals or any(v <= 0 for v in vals): raise ValueError(f'bad spacing {s!r}')
-    return vals
-
-@dataclass
-class CTRecord:
-    "One CT-RATE volume: where it is, its 18 labels, its report and how to read it."
-    name: str
-    path: Path
-    labels: np.ndarray  # (18,) float32 0/1
-    findings: str
-    impression: str
-    slope: float = 1.0
-    intercept: float = 0.0
-    spacing: tuple[float, float, float] | None = None  # (x, y, z) mm from the metadata CSV
-    grounding: dict | None = None  # the testbed's grounding record, if any
-
-def read_ct_rate(layout: CTRateLayout,  # where the split's files are
-                 skip_bad: bool = False,  # leave out (log and count) bad volumes instead of raising
-                 check_files: bool = True,  # check every volume file exists
-                ) -> tuple[list[CTRecord], list[tuple[str, str]]]:
-    "Records of a CT-RATE split (labels + reports + metadata [+ grounding]) and the skipped (name, reason) list."
-    lab = read_csv_checked(layout.path(layout.labels_csv), ['VolumeName', *CT_RATE_ABNORMALITIES])
-    rep = read_csv_checked(layout.path(layout.reports_csv), ['VolumeName', 'Findings_EN', 'Impressions_EN'])
-    mpath = layout.path(layout.metadata_csv)
-    meta = read_csv_checked(mpath, ['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing']) if mpath.exists() else None
-    gpath = layout.path(layout.grounding_jsonl)
-    ground = {}
-    if gpath.exists():
-        for i, line in enumerate(gpath.read_text().splitlines(), 1):
-            if not line.strip(): continue
-            try: g = json.loads(line); ground[g['VolumeName']] = g
-            except (json.JSONDecodeError, KeyError, TypeError) as e: raise DataError(f'bad grounding record ({type(e).__name__}: {e})', gpath, i) from e
-    def index(df, path):
-        out = {}
-        for i, n in enumerate(df['VolumeName'], 1):
-            if n in out: raise DataError(f'VolumeName {n} appears twice (rows {out[n] + 1} and {i})', path, i)
-            out[n] = i - 1
-        return out
-    ri, mi = index(rep, layout.path(layout.reports_csv)), (index(meta, mpath) if meta is not None else None)
-    records, skipped = [], []
-    lpath = layout.path(layout.labels_csv)
-    for i, row in enumerate(lab.itertuples(index=False), 1):
-        row = dict(zip(lab.columns, row)); name = row['VolumeName'].strip()
-        try:
-            try: vals = np.array([float(row[c]) for c in CT_RATE_ABNORMALITIES], np.float32)
-            except ValueError as e: raise DataError(f'label values must be 0 or 1 ({e})', lpath, i) from e
-            if not np.isin(vals, (0, 1)).all(): raise DataError(f'label values must be 0 or 1, got {sorted(set(vals.tolist()) - {0.0, 1.0})}', lpath, i)
-            if name not in ri: raise DataError(f'{name} has no row in {layout.reports_csv}', lpath, i)
-            r = rep.iloc[ri[name]]
-            for col in ('Findings_EN', 'Impressions_EN'):
-                if not str(r[col]).strip(): raise DataError(f'{col} is empty ({name})', layout.path(layout.reports_csv), ri[name] + 1)
-            slope, icpt, spacing = 1.0, 0.0, None
-            if mi is not None:
-                if name not in mi: raise DataError(f'{name} has no row in {layout.metadata_csv}', lpath, i)
-                mr = meta.iloc[mi[name]]
-                try:
-                    slope, icpt = float(mr['RescaleSlope'] or 1), float(mr['RescaleIntercept'] or 0)
-                    xy, z = parse_spacing(mr['XYSpacing']), parse_spacing(mr['ZSpacing'])
-                    spacing = (xy[0], xy[-1], z[0])
-                except ValueError as e: raise DataError(f'bad rescale or spacing ({e})', mpath, mi[name] + 1) from e
-            path = layout.volume_path(name)
-            if check_files and not path.is_file(): raise DataError(f'volume file {path} not found', lpath, i)
-            records.append(CTRecord(name, path, vals, str(r['Findings_EN']).strip(), str(r['Impressions_EN']).strip(), slope, icpt, spacing, ground.get(name)))
-        except DataError as e:
-            if not skip_bad: raise
-            log.warning('skipping %s: %s', name, e); skipped.append((name, str(e)))
-    if not records: raise DataError(f'no usable volumes ({len(skipped)} skipped)', lpath)
-    return records, skipped
-
 # %% ../../nbs/01_ct_io.ipynb #b0e68304
 @__import__('functools').lru_cache(maxsize=4)
 def _cxr_crop(shape):
@@ -471,6 +385,100 @@ def write_ct_rate_fixture(root: str | os.PathLike,  # the `dataset/` folder to c
     write(lay.metadata_csv, ['VolumeName', 'Manufacturer', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing', 'BodyPartExamined'], metas)
     return lay
 
+# %% ../../nbs/01_ct_io.ipynb #37f9f61b
+def read_csv_checked(path: str | os.PathLike,  # CSV file
+                     required: Sequence[str],  # columns that must be there
+                    ) -> pd.DataFrame:
+    "A CSV as a DataFrame of strings, with a `DataError` naming the file if it is unreadable or lacks a column."
+    path = Path(path)
+    if not path.is_file(): raise DataError('file not found', path)
+    try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as e: raise DataError(f'not a readable CSV ({type(e).__name__}: {e})', path) from e
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing: raise DataError(f'missing column(s) {", ".join(missing)}', path)
+    if not len(df): raise DataError('no rows', path)
+    return df
+
+def parse_spacing(s: str  # "[0.75, 0.75]" or "0.75" or "0.75 0.75"
+                 ) -> list[float]:
+    "Numbers of a CT-RATE spacing cell."
+    vals = [float(v) for v in re.findall(r'[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?', str(s))]
+    if not vals or any(v <= 0 for v in vals): raise ValueError(f'bad spacing {s!r}')
+    return vals
+
+def read_grounding(path: str | os.PathLike,  # a testbed's `grounding/{split}_grounding.jsonl`
+                  ) -> dict[str, dict]:
+    "The grounding records of a split by `VolumeName` (`{}` when the file does not exist; lines numbered from 1)."
+    path, ground = Path(path), {}
+    if not path.exists(): return ground
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip(): continue
+        try: g = json.loads(line); ground[g['VolumeName']] = g
+        except (json.JSONDecodeError, KeyError, TypeError) as e: raise DataError(f'bad grounding record ({type(e).__name__}: {e})', path, i) from e
+    return ground
+
+# %% ../../nbs/01_ct_io.ipynb #0e388637
+@dataclass
+class CTRecord:
+    "One CT-RATE volume: where it is, its 18 labels, its report and how to read it."
+    name: str
+    path: Path
+    labels: np.ndarray  # (18,) float32 0/1
+    findings: str
+    impression: str
+    slope: float = 1.0
+    intercept: float = 0.0
+    spacing: tuple[float, float, float] | None = None  # (x, y, z) mm from the metadata CSV
+    grounding: dict | None = None  # the testbed's grounding record, if any
+
+def read_ct_rate(layout: CTRateLayout,  # where the split's files are
+                 skip_bad: bool = False,  # leave out (log and count) bad volumes instead of raising
+                 check_files: bool = True,  # check every volume file exists
+                ) -> tuple[list[CTRecord], list[tuple[str, str]]]:
+    "Records of a CT-RATE split (labels + reports + metadata [+ grounding]) and the skipped (name, reason) list."
+    lab = read_csv_checked(layout.path(layout.labels_csv), ['VolumeName', *CT_RATE_ABNORMALITIES])
+    rep = read_csv_checked(layout.path(layout.reports_csv), ['VolumeName', 'Findings_EN', 'Impressions_EN'])
+    mpath = layout.path(layout.metadata_csv)
+    meta = read_csv_checked(mpath, ['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing']) if mpath.exists() else None
+    ground = read_grounding(layout.path(layout.grounding_jsonl))
+    def index(df, path):
+        out = {}
+        for i, n in enumerate(df['VolumeName'], 1):
+            if n in out: raise DataError(f'VolumeName {n} appears twice (rows {out[n] + 1} and {i})', path, i)
+            out[n] = i - 1
+        return out
+    ri, mi = index(rep, layout.path(layout.reports_csv)), (index(meta, mpath) if meta is not None else None)
+    records, skipped = [], []
+    lpath = layout.path(layout.labels_csv)
+    for i, row in enumerate(lab.itertuples(index=False), 1):
+        row = dict(zip(lab.columns, row)); name = row['VolumeName'].strip()
+        try:
+            try: vals = np.array([float(row[c]) for c in CT_RATE_ABNORMALITIES], np.float32)
+            except ValueError as e: raise DataError(f'label values must be 0 or 1 ({e})', lpath, i) from e
+            if not np.isin(vals, (0, 1)).all(): raise DataError(f'label values must be 0 or 1, got {sorted(set(vals.tolist()) - {0.0, 1.0})}', lpath, i)
+            if name not in ri: raise DataError(f'{name} has no row in {layout.reports_csv}', lpath, i)
+            r = rep.iloc[ri[name]]
+            for col in ('Findings_EN', 'Impressions_EN'):
+                if not str(r[col]).strip(): raise DataError(f'{col} is empty ({name})', layout.path(layout.reports_csv), ri[name] + 1)
+            slope, icpt, spacing = 1.0, 0.0, None
+            if mi is not None:
+                if name not in mi: raise DataError(f'{name} has no row in {layout.metadata_csv}', lpath, i)
+                mr = meta.iloc[mi[name]]
+                try:
+                    slope, icpt = float(mr['RescaleSlope'] or 1), float(mr['RescaleIntercept'] or 0)
+                    xy, z = parse_spacing(mr['XYSpacing']), parse_spacing(mr['ZSpacing'])
+                    spacing = (xy[0], xy[-1], z[0])
+                except ValueError as e: raise DataError(f'bad rescale or spacing ({e})', mpath, mi[name] + 1) from e
+            path = layout.volume_path(name)
+            if check_files and not path.is_file(): raise DataError(f'volume file {path} not found', lpath, i)
+            records.append(CTRecord(name, path, vals, str(r['Findings_EN']).strip(), str(r['Impressions_EN']).strip(), slope, icpt, spacing, ground.get(name)))
+        except DataError as e:
+            if not skip_bad: raise
+            log.warning('skipping %s: %s', name, e); skipped.append((name, str(e)))
+    if not records: raise DataError(f'no usable volumes ({len(skipped)} skipped)', lpath)
+    return records, skipped
+
 # %% ../../nbs/01_ct_io.ipynb #5f0fcc30
 def _stat_tag(p: Path) -> str:
     st = p.stat(); return f'{st.st_size}-{st.st_mtime_ns}'
@@ -499,8 +507,18 @@ def _ids_mask(les, ids):
     for i in ids[1:]: m |= les == int(i)
     return m
 
+def ct_collate(items: Sequence[dict]  # dataset items
+              ) -> dict:
+    "Collate CT items: stack `image`, `labels` (and `lesions`); keep strings and grounding lists as lists."
+    out = {}
+    for k in items[0]:
+        vals = [it[k] for it in items]
+        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
+    return out
+
+# %% ../../nbs/01_ct_io.ipynb #5cd0a971
 class CTRateDataset(torch.utils.data.Dataset):
-    "CT-RATE-format split as a torch Dataset: preprocessed (cached) volume, 18 labels, report [, sentence grounding]."
+    "A CT-RATE-format split (Hamamci et al. 2024) as a torch Dataset: preprocessed (cached) volume, 18 labels, report [, grounding]."
     def __init__(self,
                  root: str | os.PathLike | CTRateLayout,  # the `dataset/` folder, or a layout
                  split: str = 'train',  # 'train' or 'valid'
@@ -559,12 +577,3 @@ class CTRateDataset(torch.utils.data.Dataset):
                 log.warning('skipping %s: %s', self.records[i].name, e); self.skipped.append((self.records[i].name, str(e)))
         if len(keep) != len(self.records): self.records, self._mem = keep, {}
         return self
-
-def ct_collate(items: Sequence[dict]  # dataset items
-              ) -> dict:
-    "Collate CT items: stack `image`, `labels` (and `lesions`); keep strings and grounding lists as lists."
-    out = {}
-    for k in items[0]:
-        vals = [it[k] for it in items]
-        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
-    return out

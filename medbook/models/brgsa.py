@@ -6,14 +6,15 @@
 from __future__ import annotations
 from ..core import *
 from ..core import (DataError, ConfigError, LLMClient, FunctionClient, experiment, pick_scale, seed_everything,
-                          get_device, progress, check_ndim)
+                          get_device, check_ndim, check_scale)
 from ..train import TrainConfig, fit, PretrainedMixin
 from transformers import PretrainedConfig
 from ..tokenizers import load_minilm
-from ..losses import clip_loss, centroid_distance, modality_classifier_accuracy, plot_modality_gap
+from ..losses import clip_loss, centroid_distance, modality_classifier_accuracy
 from ..ct.io import CT_RATE_ABNORMALITIES
 
 import math, re, time
+from dataclasses import dataclass, replace, asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -26,8 +27,8 @@ import torch.nn.functional as F
 __all__ = ['FINDING_PATTERNS', 'NO_FINDING', 'SUMMARY_PROMPT', 'BRGSA_CONFIGS', 'split_report', 'find_finding', 'find_location',
            'finding_sentence', 'rule_summary', 'rule_summariser', 'parse_summary', 'summarise_reports',
            'sample_summary', 'KnowledgeBank', 'brgsa_loss', 'zero_shot_scores', 'FrozenTextEncoder', 'text_encoder',
-           'CTDualEncoder', 'BrgSAConfig', 'BrgSAModel', 'class_prompts', 'brgsa_data', 'rare_labels',
-           'augment_volumes', 'train_brgsa', 'gap_projection', 'plot_gap_panels', 'evaluate_zero_shot',
+           'CTDualEncoder', 'BrgSAConfig', 'BrgSAModel', 'BrgSAExperimentConfig', 'class_prompts', 'brgsa_data',
+           'rare_labels', 'augment_volumes', 'train_brgsa', 'gap_projection', 'plot_gap_panels', 'evaluate_zero_shot',
            'brgsa_experiment']
 
 # %% ../../nbs/09_knowledge_bank.ipynb #021f0038
@@ -90,6 +91,7 @@ def find_location(sentence: str,  # one report sentence
             return loc if loc.startswith('both') else f'the {loc}'
     return _DEFAULT_SITE.get(finding)
 
+# %% ../../nbs/09_knowledge_bank.ipynb #48bfdaff
 def finding_sentence(finding: str,  # a CT-RATE abnormality name
                      location: str | None = None,  # e.g. 'the left lower lobe'
                     ) -> str:
@@ -312,7 +314,7 @@ class BrgSAConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
 class BrgSAModel(PretrainedMixin, nn.Module):
-    "A dual encoder with BrgSA's shared knowledge bank and loss (or, with `use_bank=False`, the CLIP baseline)."
+    "A dual encoder with BrgSA's shared knowledge bank and loss (Lai et al. 2025, arXiv:2501.03565), or with `use_bank=False` the CLIP baseline."
     config_class = BrgSAConfig
     def __init__(self,
                  config: BrgSAConfig | None = None,  # the settings (None: a `BrgSAConfig` of `kwargs`)
@@ -347,12 +349,49 @@ class BrgSAModel(PretrainedMixin, nn.Module):
         return zero_shot_scores(v.to(dev), self.encoder.embed_text(list(prompts)), self.bank).cpu()
 
 # %% ../../nbs/09_knowledge_bank.ipynb #07f1de40
+@dataclass(frozen=True)
+class BrgSAExperimentConfig:
+    "One scale of the `brgsa` experiment: the testbed, the model's sizes and the training."
+    testbed: str = 'small'  # chest-CT testbed scale (chapter 02)
+    eval_split: str = 'valid'  # the split scored zero-shot ('train' only for the plumbing check of `tiny`)
+    pool: int = 2  # average-pool the volumes by this factor once, when loading
+    channels: tuple[int, ...] = (16, 32, 64, 128)  # CNN widths, one stride-2 block each
+    dim: int = 128  # d, the shared embedding width
+    n_slots: int = 2048  # knowledge-bank slots (BrgSA: 2048)
+    norm: str = 'BATCH'  # MONAI norm of the CNN blocks
+    augment: bool = True  # random shift, intensity jitter and noise on the training volumes
+    summary_k: int = 5  # summary sentences sampled per report and step (BrgSA: 5)
+    rare_below: float = 0.05  # training prevalence below which an abnormality counts as rare
+    seeds: int = 3  # repeats (seeds `seed`, `seed + 1`, ...)
+    train: TrainConfig = TrainConfig(steps=600, batch_size=16, lr=3e-4, weight_decay=0.05, schedule='constant', ckpt_every=150)
+
+    def __post_init__(self):
+        bad = [f'{f} must be >= 1, got {getattr(self, f)}' for f in ('pool', 'dim', 'n_slots', 'summary_k', 'seeds') if getattr(self, f) < 1]
+        try: check_scale(self.testbed)
+        except ConfigError as e: bad.append(f'testbed: {e}')
+        if self.eval_split not in ('train', 'valid'): bad.append(f"eval_split must be 'train' or 'valid', got {self.eval_split!r}")
+        if not self.channels or min(self.channels) < 1: bad.append(f'channels must be positive widths, got {self.channels}')
+        if not 0 < self.rare_below < 1: bad.append(f'rare_below must be in (0, 1), got {self.rare_below}')
+        if not isinstance(self.train, TrainConfig): bad.append(f'train must be a TrainConfig, got {type(self.train).__name__}')
+        elif self.train.batch_size < 2: bad.append(f'train.batch_size must be >= 2 for a contrastive loss, got {self.train.batch_size}')
+        if bad: raise ConfigError('BrgSAExperimentConfig: ' + '; '.join(bad))
+        object.__setattr__(self, 'channels', tuple(self.channels))
+
+    def model_config(self, use_bank: bool = True  # BrgSA (True) or the CLIP baseline
+                    ) -> BrgSAConfig:
+        "The model's `BrgSAConfig` (the volumes arrive pooled, so the model pools no further)."
+        return BrgSAConfig(dim=self.dim, channels=self.channels, pool=1, norm=self.norm, n_slots=self.n_slots, use_bank=use_bank)
+
+_BRGSA_SMALL = BrgSAExperimentConfig()
 BRGSA_CONFIGS = {
-    'tiny':  dict(testbed='tiny', eval_split='train', pool=1, channels=(8, 16, 32), dim=32, steps=8, batch_size=4, lr=1e-3, seeds=1, n_slots=2048),
-    'small': dict(testbed='small', eval_split='valid', pool=2, channels=(16, 32, 64, 128), dim=128, steps=600, batch_size=16, lr=3e-4, seeds=3, n_slots=2048),
-    'full':  dict(testbed='full', eval_split='valid', pool=1, channels=(32, 64, 128, 256, 512), dim=512, steps=20000, batch_size=64, lr=5e-5, seeds=3, n_slots=2048),
+    'tiny': replace(_BRGSA_SMALL, testbed='tiny', eval_split='train', pool=1, channels=(8, 16, 32), dim=32, seeds=1,
+                    train=replace(_BRGSA_SMALL.train, steps=8, batch_size=4, lr=1e-3, ckpt_every=2)),
+    'small': _BRGSA_SMALL,
+    'full': replace(_BRGSA_SMALL, testbed='full', pool=1, channels=(32, 64, 128, 256, 512), dim=512,
+                    train=replace(_BRGSA_SMALL.train, steps=20000, batch_size=64, lr=5e-5, ckpt_every=5000)),
 }
 
+# %% ../../nbs/09_knowledge_bank.ipynb #9039098f
 def class_prompts(names: Sequence[str] = CT_RATE_ABNORMALITIES  # CT-RATE abnormality names
                  ) -> list[str]:
     "One positive prompt per class, 'There is {finding}.' (BrgSA's prompt form)."
@@ -395,39 +434,38 @@ def augment_volumes(x: torch.Tensor,  # (B, 1, D, H, W) volumes in [-1, 1]
 
 # %% ../../nbs/09_knowledge_bank.ipynb #fa598102
 def train_brgsa(train: dict,  # from `brgsa_data`
-                cfg: dict,  # a `BRGSA_CONFIGS` entry
+                cfg: BrgSAExperimentConfig,  # a `BRGSA_CONFIGS` entry
                 use_bank: bool = True,  # BrgSA (True) or the CLIP baseline (False)
                 seed: int = 0,  # seeds the initialisation, the batches and the summary sampling
                 device: str | torch.device | None = None,  # default `get_device()`
                 ckpt_dir: str | Path | None = None,  # resumable checkpoints (`medbook.train.fit`)
                ) -> tuple[BrgSAModel, list[float]]:
-    "Train a CTDualEncoder with BrgSA's loss (or CLIP's) on volume-summary pairs; returns the model and the loss history."
+    "Train a CTDualEncoder with BrgSA's loss (or CLIP's) on volume-summary pairs, one `fit` call; returns the model and the loss history."
     dev = torch.device(device) if device is not None else get_device()
+    mcfg = cfg.model_config(use_bank)
     seed_everything(seed)   # the same initial encoder for both methods at a seed
-    enc = CTDualEncoder(cfg['dim'], cfg['channels'], pool=1, norm=cfg.get('norm', 'BATCH'))
+    enc = CTDualEncoder(mcfg.dim, mcfg.channels, pool=mcfg.pool, text_hidden=mcfg.text_hidden, norm=mcfg.norm)
     torch.manual_seed(seed + 10_000)   # the bank's init draws after the encoder's: the encoder is identical with and without it
-    mcfg = BrgSAConfig(dim=cfg['dim'], channels=cfg['channels'], pool=1, norm=cfg.get('norm', 'BATCH'), n_slots=cfg['n_slots'], use_bank=use_bank)
     model = BrgSAModel(mcfg, encoder=enc).to(dev)
-    vols, summ, aug = train['volumes'], train['summaries'], cfg.get('augment', True)
-    # The batches, summary sentences and augmentations all come from one generator and one NumPy stream, drawn in this
-    # order step after step; drawing the schedule up front (with the generator's state before each augmentation) makes
-    # every step a pure function of its index, so a resumed run sees exactly the batches of an uninterrupted one.
+    vols, summ, steps, bs = train['volumes'], train['summaries'], cfg.train.steps, cfg.train.batch_size
+    # Batches, summary sentences and augmentations come from one seeded generator and one NumPy stream, in this order
+    # step after step. The whole schedule is drawn up front (with the generator's state before each augmentation), so
+    # every step's batch is a pure function of its index and a resumed run sees the batches of an uninterrupted one.
     g, rng, plan = torch.Generator().manual_seed(seed), np.random.default_rng(seed), []
-    for _ in range(cfg['steps']):
-        idx = torch.randperm(len(vols), generator=g)[:cfg['batch_size']]
-        texts = [sample_summary(summ[i], 5, rng) for i in idx.tolist()]
-        plan.append((idx, texts, g.get_state()))
-        if aug: augment_volumes(vols[idx], g)
-    def loss_fn(m, step, _):
+    for _ in range(steps):
+        idx = torch.randperm(len(vols), generator=g)[:bs]
+        plan.append((idx, [sample_summary(summ[i], cfg.summary_k, rng) for i in idx.tolist()], g.get_state()))
+        if cfg.augment: augment_volumes(vols[idx], g)
+    def data(step, _):
         idx, texts, state = plan[step]
-        x = augment_volumes(vols[idx], torch.Generator().set_state(state)) if aug else vols[idx]
-        return m(x.to(dev), texts)['loss']
-    tcfg = TrainConfig(steps=cfg['steps'], lr=cfg['lr'], weight_decay=cfg.get('weight_decay', 0.05), schedule='constant', seed=seed,
-                       ckpt_every=max(1, cfg['steps'] // 4) if ckpt_dir else 0)
-    h = fit(model, loss_fn, lambda step, _: step, tcfg, ckpt_dir, groups=[dict(params=[p for p in model.parameters() if p.requires_grad])],
-            desc=f'{"BrgSA" if use_bank else "CLIP"} seed {seed}')
+        x = augment_volumes(vols[idx], torch.Generator().set_state(state)) if cfg.augment else vols[idx]
+        return {'volumes': x, 'texts': texts}
+    loss_fn = lambda m, b, _: m(b['volumes'], b['texts'])   # the loss and its terms (clip, mse_v, mse_t, bridge), all logged
+    groups = [dict(params=[p for p in model.parameters() if p.requires_grad])]   # weight decay on every parameter
+    h = fit(model, loss_fn, data, replace(cfg.train, seed=seed), ckpt_dir, groups=groups, desc=f'{"BrgSA" if use_bank else "CLIP"} seed {seed}')
     return model.eval(), h['loss']
 
+# %% ../../nbs/09_knowledge_bank.ipynb #5f68ffae
 def gap_projection(a: torch.Tensor,  # (n, d) one modality
                    b: torch.Tensor,  # (m, d) the other
                   ) -> np.ndarray:
@@ -454,10 +492,11 @@ def evaluate_zero_shot(model: BrgSAModel,  # a trained model
                        rare: Sequence[str],  # the rare abnormalities (from `rare_labels`)
                        names: Sequence[str] = CT_RATE_ABNORMALITIES,
                        seed: int = 0,  # seeds the modality classifier's split
+                       summary_k: int = 5,  # summary sentences per report (the first k)
                       ) -> dict:
     "Zero-shot AUC (per label, macro, rare macro) and the modality gap on `test`; also the embeddings."
     from sklearn.metrics import roc_auc_score
-    emb = model.embed(test['volumes'], [sample_summary(s) for s in test['summaries']])
+    emb = model.embed(test['volumes'], [sample_summary(s, summary_k) for s in test['summaries']])
     S = model.scores(emb['v'], class_prompts(names)).numpy()
     y = test['labels']
     per = {n: float(roc_auc_score(y[:, k], S[:, k])) for k, n in enumerate(names) if 0 < y[:, k].sum() < len(y)}
@@ -484,16 +523,16 @@ def brgsa_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
     "CLIP vs BrgSA over seeds: zero-shot macro AUC (all, rare) and the modality gap."
     cfg = pick_scale(BRGSA_CONFIGS, scale)
     t0 = time.time()
-    train = brgsa_data(cfg['testbed'], 'train', cfg['pool'])
-    test = train if cfg['eval_split'] == 'train' else brgsa_data(cfg['testbed'], cfg['eval_split'], cfg['pool'])
-    rare = rare_labels(train['labels'])
+    train = brgsa_data(cfg.testbed, 'train', cfg.pool)
+    test = train if cfg.eval_split == 'train' else brgsa_data(cfg.testbed, cfg.eval_split, cfg.pool)
+    rare = rare_labels(train['labels'], cfg.rare_below)
     rows = {'CLIP (InfoNCE)': {}, 'BrgSA (bank + bridged loss)': {}}
-    extra = dict(per_label={}, rare=rare, config=cfg, losses={}, train_prevalence=dict(zip(CT_RATE_ABNORMALITIES, train['labels'].mean(0).round(4).tolist())),
+    extra = dict(per_label={}, rare=rare, config=asdict(cfg), losses={}, train_prevalence=dict(zip(CT_RATE_ABNORMALITIES, train['labels'].mean(0).round(4).tolist())),
                  test_positives=dict(zip(CT_RATE_ABNORMALITIES, test['labels'].sum(0).astype(int).tolist())), data_seconds=round(time.time() - t0, 1))
-    for s in range(seed, seed + cfg['seeds']):
+    for s in range(seed, seed + cfg.seeds):
         for name, bank in (('CLIP (InfoNCE)', False), ('BrgSA (bank + bridged loss)', True)):
             model, losses = train_brgsa(train, cfg, bank, s)
-            r = evaluate_zero_shot(model, test, rare, seed=s)
+            r = evaluate_zero_shot(model, test, rare, seed=s, summary_k=cfg.summary_k)
             for k in ('auc', 'auc_rare', 'gap', 'gap_clf', 'gap_bridged', 'gap_clf_bridged'):
                 if k in r: rows[name].setdefault(k, []).append(r[k])
             extra['per_label'].setdefault(name, []).append(r['per_label']); extra['losses'].setdefault(name, []).append(losses[-1])
@@ -501,9 +540,9 @@ def brgsa_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
                 e, n = r['emb'], len(r['emb']['v'])
                 extra.setdefault('gap_views', {})[f'{name.split()[0]}: v vs t'] = [gap_projection(e['v'], e['t']).round(4).tolist(), n]
                 if 'v_hat' in e: extra['gap_views'][f'{name.split()[0]}: v_hat vs t_hat'] = [gap_projection(e['v_hat'], e['t_hat']).round(4).tolist(), n]
-    notes = (f"{cfg['steps']} AdamW steps (lr {cfg['lr']}) x batch {cfg['batch_size']} per method and seed, same initial encoder and batches; "
-             f"{len(train['volumes'])} training volumes, zero-shot on the {len(test['volumes'])} {cfg['eval_split']} volumes; "
-             f"{cfg['seeds']} seeds from {seed}; rare = training prevalence < 5%: {', '.join(rare)}; gap = centroid distance of normalised "
+    notes = (f"{cfg.train.steps} AdamW steps (lr {cfg.train.lr}) x batch {cfg.train.batch_size} per method and seed, same initial encoder and batches; "
+             f"{len(train['volumes'])} training volumes, zero-shot on the {len(test['volumes'])} {cfg.eval_split} volumes; "
+             f"{cfg.seeds} seeds from {seed}; rare = training prevalence < {cfg.rare_below:.0%}: {', '.join(rare)}; gap = centroid distance of normalised "
              f"image vs report-summary embeddings, gap_clf = held-out accuracy of a logistic regression separating them (0.5 = no gap); "
-             f"*_bridged = the same on BrgSA's bank outputs (v_hat, t_hat). Synthetic testbed (notebook 02), rule-based summaries.")
+             f"*_bridged = the same on BrgSA's bank outputs (v_hat, t_hat). Synthetic testbed (chapter 02), rule-based summaries.")
     return dict(rows=rows, method='BrgSA (bank + bridged loss)', notes=notes, extra=extra)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 from ..core import *
 from ..core import (DataError, ConfigError, LLMClient, FunctionClient, experiment, data_builder, cached, pick_scale,
-                          seed_everything, get_device, progress, check_ndim)
+                          seed_everything, get_device, progress, check_ndim, check_scale)
 from ..train import TrainConfig, fit, PretrainedMixin
 from transformers import PretrainedConfig
 from ..losses import symmetric_ce, clip_loss, LogitScale
@@ -14,7 +14,8 @@ from ..ct.io import CT_RATE_ABNORMALITIES
 from .brgsa import (FINDING_PATTERNS, NO_FINDING, split_report, find_finding, finding_sentence, text_encoder,
                                   FrozenTextEncoder)
 
-import json, math, os, re, time
+import math, os, re, time
+from dataclasses import dataclass, replace, asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -28,9 +29,9 @@ import torch.nn.functional as F
 __all__ = ['MU_WATER', 'CXR_COLUMNS', 'DRR_CONFIGS', 'ALIGN_SYNONYMS', 'ALIGN_PROMPT', 'SYNONYM_PROMPTS', 'CARZERO_CONFIGS',
            'CARZERO_METHODS', 'parallel_drr', 'drr_display', 'volume_drr', 'build_drr_testbed', 'drr_testbed',
            'read_cxr_csv', 'CXREncoder', 'TextTokens', 'CrossAttentionLayer', 'CrossAttentionDecoder',
-           'similarity_head', 'carzero_loss', 'CARZeroConfig', 'CARZero', 'CLIPDual', 'rule_align', 'rule_aligner',
-           'align_texts', 'unseen_synonyms', 'carzero_data', 'augment_images', 'train_carzero', 'zero_shot_auc',
-           'carzero_experiment']
+           'similarity_head', 'carzero_loss', 'CARZeroConfig', 'CARZero', 'CLIPDualConfig', 'CLIPDual', 'rule_align',
+           'rule_aligner', 'align_texts', 'unseen_synonyms', 'CARZeroExperimentConfig', 'carzero_data',
+           'augment_images', 'train_carzero', 'zero_shot_auc', 'carzero_experiment']
 
 # %% ../../nbs/10_carzero.ipynb #c52a2a4f
 MU_WATER = 0.02  # linear attenuation of water, 1/mm, near 70 keV
@@ -105,6 +106,7 @@ def drr_testbed(scale: str = 'small', seed: int = 0) -> Path:
     "Build (or find) the radiograph testbed; `medbook data build drr-testbed --scale small`."
     return build_drr_testbed(scale, seed)
 
+# %% ../../nbs/10_carzero.ipynb #851a811d
 def read_cxr_csv(csv: str | os.PathLike,  # a CARZero/MIMIC-style CSV (Path, Split, Frontal/Lateral, Report Impression, ...)
                  split: str | None = None,  # keep only this split
                  label_names: Sequence[str] = CT_RATE_ABNORMALITIES,  # 0/1 label columns to read where present
@@ -229,14 +231,15 @@ def similarity_head(dim: int,  # d
 def carzero_loss(s_i2t: torch.Tensor,  # (B, B) image-to-text scores, matching pairs on the diagonal
                  s_t2i: torch.Tensor,  # (B, B) text-to-image scores
                 ) -> torch.Tensor:
-    "CARZero's loss: for each of S_i2t and S_t2i, 1/2 [CE(S, diag) + CE(S^T, diag)]; the two summed."
+    "CARZero's loss (Lai et al. 2024, arXiv:2402.17417): for each of S_i2t and S_t2i, 1/2 [CE(S, diag) + CE(S^T, diag)]; the two summed."
     for n, s in (('s_i2t', s_i2t), ('s_t2i', s_t2i)):
         check_ndim(s, 2, n, '(B, B)')
         if s.shape[0] != s.shape[1] or s.shape[0] < 2: raise ValueError(f'{n} must be square with B >= 2, got shape {tuple(s.shape)}')
     return symmetric_ce(s_i2t) + symmetric_ce(s_t2i)
 
+# %% ../../nbs/10_carzero.ipynb #8288677b
 class CARZeroConfig(PretrainedConfig):
-    "Sizes of CARZero (its CLIP baseline uses `dim` and `img_channels`), saved as `config.json` beside the weights."
+    "Sizes of CARZero's encoders, decoder and similarity head, saved as `config.json` beside the weights."
     model_type = 'medbook-carzero'
     def __init__(self,
                  dim: int = 128,  # d
@@ -292,14 +295,29 @@ class CARZero(PretrainedMixin, nn.Module):
         self.train(was)
         return torch.cat(out)
 
+# %% ../../nbs/10_carzero.ipynb #6e7dc71c
+class CLIPDualConfig(PretrainedConfig):
+    "Sizes of the CLIP baseline (`CLIPDual`), saved as `config.json` beside the weights."
+    model_type = 'medbook-clip-dual'
+    def __init__(self,
+                 dim: int = 128,  # d
+                 img_channels: Sequence[int] = (16, 32, 64),  # CXREncoder widths
+                 init_temperature: float = 0.07,  # CLIP's initial tau
+                 **kwargs):
+        self.dim, self.img_channels, self.init_temperature = dim, list(img_channels), init_temperature
+        super().__init__(**kwargs)
+
 class CLIPDual(PretrainedMixin, nn.Module):
-    "The CLIP baseline on the same encoders: cosine of the global embeddings, learnable temperature, InfoNCE."
-    config_class = CARZeroConfig
-    def __init__(self, config: CARZeroConfig | None = None, text: FrozenTextEncoder | None = None, **kwargs):
+    "The CLIP baseline (Radford et al. 2021) on the same encoders: cosine of the global embeddings, learnable temperature, InfoNCE."
+    config_class = CLIPDualConfig
+    def __init__(self,
+                 config: CLIPDualConfig | None = None,  # the sizes (None: a `CLIPDualConfig` of `kwargs`)
+                 text: FrozenTextEncoder | None = None,  # the frozen text tower (not saved: it is the packaged MiniLM)
+                 **kwargs):  # `CLIPDualConfig` fields, when no config is given
         super().__init__()
-        self.config = c = config if config is not None else CARZeroConfig(**kwargs)
+        self.config = c = config if config is not None else CLIPDualConfig(**kwargs)
         self.image, self.text = CXREncoder(c.dim, c.img_channels), TextTokens(c.dim, text=text)
-        self.logit_scale = LogitScale(0.07)
+        self.logit_scale = LogitScale(c.init_temperature)
 
     def forward(self, images: torch.Tensor, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return {'loss': clip_loss(self.image(images)[0], self.text(texts)[0], self.logit_scale)}
@@ -399,17 +417,53 @@ def unseen_synonyms(train_texts: Sequence[str]  # every training text (impressio
     return {n: not any(re.search(ALIGN_SYNONYMS[n], t) for t in low) for n in SYNONYM_PROMPTS}
 
 # %% ../../nbs/10_carzero.ipynb #8ee9a253
+@dataclass(frozen=True)
+class CARZeroExperimentConfig:
+    "One scale of the `carzero` experiment: the radiograph testbed, the models' sizes and the training."
+    drr: str = 'small'  # radiograph testbed scale (`DRR_CONFIGS`)
+    eval_split: str = 'valid'  # the split scored zero-shot ('train' only for the plumbing check of `tiny`)
+    dim: int = 64  # d, the shared width
+    img_channels: tuple[int, ...] = (16, 32, 64)  # CXREncoder widths
+    layers: int = 2  # decoder layers (paper: 4)
+    heads: int = 4  # decoder heads (paper: 4); must divide `dim`
+    ffn: int = 128  # decoder feed-forward width (paper: 1024)
+    head_widths: tuple[int, ...] = (128, 64, 32)  # similarity MLP widths (paper: 1024, 512, 256)
+    seeds: int = 3  # repeats (seeds `seed`, `seed + 1`, ...)
+    train: TrainConfig = TrainConfig(steps=600, batch_size=16, lr=1e-3, weight_decay=0.05, schedule='constant', ckpt_every=150)
+
+    def __post_init__(self):
+        bad = [f'{f} must be >= 1, got {getattr(self, f)}' for f in ('dim', 'layers', 'heads', 'ffn', 'seeds') if getattr(self, f) < 1]
+        try: check_scale(self.drr)
+        except ConfigError as e: bad.append(f'drr: {e}')
+        if self.eval_split not in ('train', 'valid'): bad.append(f"eval_split must be 'train' or 'valid', got {self.eval_split!r}")
+        if self.heads >= 1 and self.dim % self.heads: bad.append(f'heads={self.heads} must divide dim={self.dim}')
+        for f in ('img_channels', 'head_widths'):
+            if not getattr(self, f) or min(getattr(self, f)) < 1: bad.append(f'{f} must be positive widths, got {getattr(self, f)}')
+        if not isinstance(self.train, TrainConfig): bad.append(f'train must be a TrainConfig, got {type(self.train).__name__}')
+        elif self.train.batch_size < 2: bad.append(f'train.batch_size must be >= 2 for a contrastive loss, got {self.train.batch_size}')
+        if bad: raise ConfigError('CARZeroExperimentConfig: ' + '; '.join(bad))
+        for f in ('img_channels', 'head_widths'): object.__setattr__(self, f, tuple(getattr(self, f)))
+
+    def model_config(self, kind: str = 'carzero'  # 'carzero' or 'clip'
+                    ) -> CARZeroConfig | CLIPDualConfig:
+        "The model config of `kind` at this scale."
+        if kind == 'carzero': return CARZeroConfig(dim=self.dim, img_channels=self.img_channels, layers=self.layers, heads=self.heads,
+                                                   ffn=self.ffn, head_widths=self.head_widths)
+        if kind == 'clip': return CLIPDualConfig(dim=self.dim, img_channels=self.img_channels)
+        raise ConfigError(f"kind must be 'carzero' or 'clip', got {kind!r}")
+
+_CARZERO_SMALL = CARZeroExperimentConfig()
 CARZERO_CONFIGS = {
-    'tiny':  dict(drr='tiny', eval_split='train', dim=32, img_channels=(8, 16, 32), layers=1, heads=2, ffn=64, head_widths=(32, 16),
-                  steps=6, batch_size=4, lr=1e-3, seeds=1),
-    'small': dict(drr='small', eval_split='valid', dim=64, img_channels=(16, 32, 64), layers=2, heads=4, ffn=128, head_widths=(128, 64, 32),
-                  steps=600, batch_size=16, lr=1e-3, seeds=3),
-    'full':  dict(drr='full', eval_split='valid', dim=768, img_channels=(64, 128, 256, 512), layers=4, heads=4, ffn=1024, head_widths=(1024, 512, 256),
-                  steps=20000, batch_size=128, lr=5e-5, seeds=3),
+    'tiny': replace(_CARZERO_SMALL, drr='tiny', eval_split='train', dim=32, img_channels=(8, 16, 32), layers=1, heads=2, ffn=64,
+                    head_widths=(32, 16), seeds=1, train=replace(_CARZERO_SMALL.train, steps=6, batch_size=4, ckpt_every=2)),
+    'small': _CARZERO_SMALL,
+    'full': replace(_CARZERO_SMALL, drr='full', dim=768, img_channels=(64, 128, 256, 512), layers=4, ffn=1024, head_widths=(1024, 512, 256),
+                    train=replace(_CARZERO_SMALL.train, steps=20000, batch_size=128, lr=5e-5, ckpt_every=5000)),
 }
 CARZERO_METHODS = {'CLIP': ('clip', False), 'CLIP + prompt alignment': ('clip', True),
                    'CARZero': ('carzero', False), 'CARZero + prompt alignment': ('carzero', True)}
 
+# %% ../../nbs/10_carzero.ipynb #ba2e7aaa
 def carzero_data(scale: str = 'small',  # DRR testbed scale
                  split: str = 'train',  # 'train' or 'valid'
                  client: LLMClient | None = None,  # the prompt aligner (default rule-based)
@@ -422,39 +476,41 @@ def carzero_data(scale: str = 'small',  # DRR testbed scale
     d['rewrites'] = rew
     return d
 
-def augment_images(x: torch.Tensor, g: torch.Generator, shift: int = 3, scale: float = 0.05, noise: float = 0.02) -> torch.Tensor:
+def augment_images(x: torch.Tensor,  # (B, 1, H, W) radiographs in [0, 1]
+                   g: torch.Generator,  # the random stream
+                   shift: int = 3,  # largest circular shift, pixels
+                   scale: float = 0.05,  # intensity scale jitter (+-)
+                   noise: float = 0.02,  # sd of additive Gaussian noise
+                  ) -> torch.Tensor:
     "Random shift (circular, up to `shift` pixels), intensity jitter and noise for (B, 1, H, W) radiographs; no flips."
     out = torch.stack([torch.roll(xi, [int(torch.randint(-shift, shift + 1, (1,), generator=g)) for _ in range(2)], dims=(1, 2)) for xi in x])
     return out * (1 + scale * (2 * torch.rand(len(x), 1, 1, 1, generator=g) - 1)) + noise * torch.randn(x.shape, generator=g)
 
+# %% ../../nbs/10_carzero.ipynb #b40a966c
 def train_carzero(train: dict,  # from `carzero_data`
-                  cfg: dict,  # a `CARZERO_CONFIGS` entry
+                  cfg: CARZeroExperimentConfig,  # a `CARZERO_CONFIGS` entry
                   kind: str = 'carzero',  # 'carzero' or 'clip'
                   aligned: bool = True,  # train on impression + aligned rewrite (True) or impression alone
                   seed: int = 0,  # seeds the initialisation, batches and sentence draws
                   device: str | torch.device | None = None,  # default `get_device()`
-                  ckpt_dir: str | Path | None = None,  # resumable checkpoints
+                  ckpt_dir: str | Path | None = None,  # resumable checkpoints (`medbook.train.fit`)
                  ) -> tuple[nn.Module, list[float]]:
-    "Train CARZero or the CLIP baseline on (DRR, one random training sentence) pairs; returns the model and losses."
+    "Train CARZero or the CLIP baseline on (DRR, one random training sentence) pairs, one `fit` call; returns the model and losses."
     if kind not in ('carzero', 'clip'): raise ConfigError(f"kind must be 'carzero' or 'clip', got {kind!r}")
     dev = torch.device(device) if device is not None else get_device()
-    kw = {k: cfg[k] for k in ('dim', 'img_channels', 'layers', 'heads', 'ffn', 'head_widths')}
     seed_everything(seed)   # the encoders are built first: identical initial encoders for both kinds at a seed
-    model = (CARZero if kind == 'carzero' else CLIPDual)(**kw).to(dev)
+    model = (CARZero if kind == 'carzero' else CLIPDual)(cfg.model_config(kind)).to(dev)
     imgs, sents = train['images'], train['sentences'][aligned]
-    # batches, sentences and augmentations drawn up front from the seeded streams, in the order a step draws them
-    # (the generator's state kept before each augmentation): every step is a pure function of its index, so resuming is exact
     g, rng, plan = torch.Generator().manual_seed(seed), np.random.default_rng(seed), []
-    for _ in range(cfg['steps']):
-        idx = torch.randperm(len(imgs), generator=g)[:cfg['batch_size']]
+    for _ in range(cfg.train.steps):
+        idx = torch.randperm(len(imgs), generator=g)[:cfg.train.batch_size]
         texts = [sents[i][rng.integers(len(sents[i]))] for i in idx.tolist()]
         plan.append((idx, texts, g.get_state())); augment_images(imgs[idx], g)
-    def loss_fn(m, step, _):
+    def data(step, _):
         idx, texts, state = plan[step]
-        return m(augment_images(imgs[idx], torch.Generator().set_state(state)).to(dev), texts)['loss']
-    tcfg = TrainConfig(steps=cfg['steps'], lr=cfg['lr'], weight_decay=0.05, schedule='constant', seed=seed,
-                       ckpt_every=max(1, cfg['steps'] // 4) if ckpt_dir else 0)
-    h = fit(model, loss_fn, lambda step, _: step, tcfg, ckpt_dir, groups=[dict(params=[p for p in model.parameters() if p.requires_grad])],
+        return {'images': augment_images(imgs[idx], torch.Generator().set_state(state)), 'texts': texts}
+    groups = [dict(params=[p for p in model.parameters() if p.requires_grad])]   # weight decay on every parameter
+    h = fit(model, lambda m, b, _: m(b['images'], b['texts']), data, replace(cfg.train, seed=seed), ckpt_dir, groups=groups,
             desc=f'{kind}{" + PA" if aligned else ""} seed {seed}')
     return model.eval(), h['loss']
 
@@ -489,15 +545,15 @@ def carzero_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
     "CLIP vs CARZero, with and without prompt alignment, over seeds: zero-shot macro AUC on standard and synonym prompts."
     cfg = pick_scale(CARZERO_CONFIGS, scale)
     t0 = time.time()
-    train = carzero_data(cfg['drr'], 'train')
-    test = train if cfg['eval_split'] == 'train' else carzero_data(cfg['drr'], cfg['eval_split'])
+    train = carzero_data(cfg.drr, 'train')
+    test = train if cfg.eval_split == 'train' else carzero_data(cfg.drr, cfg.eval_split)
     unseen = unseen_synonyms(train['impressions'] + train['findings'] + train['rewrites'])
     if not all(unseen.values()): raise MedbookError(f'synonym prompts seen in training: {[n for n, u in unseen.items() if not u]}')
     std = {n: finding_sentence(n) for n in SYNONYM_PROMPTS}
     rows = {m: {'auc_standard': [], 'auc_synonym': []} for m in CARZERO_METHODS}
-    extra = dict(per_label={}, config=cfg, final_loss={}, data_seconds=round(time.time() - t0, 1),
+    extra = dict(per_label={}, config=asdict(cfg), final_loss={}, data_seconds=round(time.time() - t0, 1),
                  test_positives=dict(zip(test['label_names'], test['labels'].sum(0).astype(int).tolist())))
-    for s in range(seed, seed + cfg['seeds']):
+    for s in range(seed, seed + cfg.seeds):
         for name, (kind, aligned) in CARZERO_METHODS.items():
             model, losses = train_carzero(train, cfg, kind, aligned, s)
             a_std, p_std = zero_shot_auc(model, test, std, aligned)
@@ -505,8 +561,8 @@ def carzero_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
             rows[name]['auc_standard'].append(a_std); rows[name]['auc_synonym'].append(a_syn)
             extra['per_label'].setdefault(name, []).append({'standard': p_std, 'synonym': p_syn})
             extra['final_loss'].setdefault(name, []).append(losses[-1])
-    notes = (f"{cfg['steps']} AdamW steps (lr {cfg['lr']}) x batch {cfg['batch_size']} per method and seed; {len(train['images'])} training "
-             f"DRRs ({'x'.join(map(str, train['images'].shape[-2:]))}), zero-shot on the {len(test['images'])} {cfg['eval_split']} DRRs; {cfg['seeds']} seeds "
+    notes = (f"{cfg.train.steps} AdamW steps (lr {cfg.train.lr}) x batch {cfg.train.batch_size} per method and seed; {len(train['images'])} training "
+             f"DRRs ({'x'.join(map(str, train['images'].shape[-2:]))}), zero-shot on the {len(test['images'])} {cfg.eval_split} DRRs; {cfg.seeds} seeds "
              f"from {seed}; macro AUC over the abnormalities with positives and negatives there; standard = 'There is {{finding}}.', "
              f"synonym = SYNONYM_PROMPTS (key expressions absent from every training text). Synthetic radiographs: parallel-beam DRRs of the "
              f"chest-CT testbed; rule-based prompt aligner.")

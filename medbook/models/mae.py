@@ -5,14 +5,15 @@
 # %% ../../nbs/05_masked_modeling.ipynb #fc3fdc49
 from __future__ import annotations
 from ..core import *
-from ..core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, dist_info,
+from ..core import (DataError, ConfigError, MedbookError, pick_scale, check_scale, seed_everything, get_device, dist_info,
                           progress, medbook_home, config_hash, experiment, unwrap_model)
 from ..train import TrainConfig, fit, step_generator, param_groups, PretrainedMixin
 from ..data.ct_testbed import testbed_arrays
 from ..tokenizers import patchify, unpatchify, minilm_tokenizer
 from ..ct.io import CT_RATE_ABNORMALITIES
 
-import dataclasses, json, math, os, re, shutil, time
+import dataclasses, inspect, json, math, os, re, shutil, time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -26,11 +27,12 @@ from monai.networks.blocks import PatchEmbeddingBlock, TransformerBlock
 from monai.networks.blocks.pos_embed_utils import build_sincos_position_embedding
 
 # %% auto #0
-__all__ = ['FINDING_WORDS', 'MAE_VERSION', 'MAE_CONFIGS', 'MAE_HELDOUT', 'check_vit_config', 'ViT3DConfig', 'vit_blocks', 'ViT3D',
-           'save_encoder', 'load_encoder', 'random_masking', 'patch_targets', 'masked_mse', 'MAE3DConfig', 'MAE3D',
-           'tokenize_reports', 'mask_report_words', 'ReportDecoder', 'MultiModalMAEConfig', 'MultiModalMAE', 'mae_loss',
-           'pretrain', 'encode_volumes', 'linear_probe_auc', 'layer_features', 'select_probe_features',
-           'heldout_arrays', 'mae_checkpoint_dir', 'mae_experiment']
+__all__ = ['FINDING_WORDS', 'MAE_VERSION', 'MAE_CONFIGS', 'check_vit_config', 'ViT3DConfig', 'config_settings', 'check_settings',
+           'vit_blocks', 'ViT3D', 'save_encoder', 'load_encoder', 'random_masking', 'patch_targets', 'masked_mse',
+           'MAE3DConfig', 'MAE3D', 'tokenize_reports', 'mask_report_words', 'ReportDecoder', 'MultiModalMAEConfig',
+           'MultiModalMAE', 'mae_loss', 'pretrain', 'encode_volumes', 'linear_probe_auc', 'layer_features',
+           'select_probe_features', 'probe_encoder', 'MAEExperimentConfig', 'heldout_arrays', 'mae_checkpoint_dir',
+           'mae_experiment']
 
 # %% ../../nbs/05_masked_modeling.ipynb #61b5c04b
 def check_vit_config(img_size: Sequence[int],  # (D, H, W) voxels
@@ -72,6 +74,23 @@ class ViT3DConfig(PretrainedConfig):
         "Tokens per volume."
         return math.prod(self.grid)
 
+# %% ../../nbs/05_masked_modeling.ipynb #3307577c
+def config_settings(config: PretrainedConfig  # a model config
+                   ) -> dict:
+    "The settings a model config holds (its `__init__` arguments), without the keys `transformers` adds to every config."
+    base = PretrainedConfig().to_dict()
+    return {k: v for k, v in config.to_dict().items() if k not in base}
+
+def check_settings(cls: type,  # a config class (a `PretrainedConfig` subclass)
+                   settings: dict,  # keyword arguments for it
+                   where: str,  # the field being checked, named in the error
+                  ):
+    "`cls(**settings)`, or a `ConfigError` that names `where`: an unknown key, or a value `cls` refuses."
+    known = set(inspect.signature(cls.__init__).parameters) - {'self', 'kwargs'}
+    if unknown := sorted(set(settings) - known): raise ConfigError(f'{where}: unknown setting(s) {", ".join(unknown)} (known: {", ".join(sorted(known))})')
+    try: return cls(**settings)
+    except (ConfigError, TypeError, ValueError) as e: raise ConfigError(f'{where}: {e}') from None
+
 # %% ../../nbs/05_masked_modeling.ipynb #c7713ba8
 def vit_blocks(width: int,  # token width
                depth: int,  # number of blocks
@@ -93,8 +112,9 @@ def _trunc_normal_init(m: nn.Module):
         if m.bias is not None: nn.init.zeros_(m.bias)
     elif isinstance(m, nn.LayerNorm): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
 
+# %% ../../nbs/05_masked_modeling.ipynb #42078325
 class ViT3D(PreTrainedModel):
-    "A 3-D ViT on MONAI blocks: conv patch embedding + fixed 3-D sin-cos positions, pre-norm transformer blocks, final LayerNorm."
+    "A 3-D ViT (Dosovitskiy et al. 2021, https://arxiv.org/abs/2010.11929) on MONAI blocks: conv patch embedding + fixed 3-D sin-cos positions, pre-norm blocks, final LayerNorm."
     config_class = ViT3DConfig
     base_model_prefix = 'vit3d'
     main_input_name = 'pixel_values'
@@ -203,40 +223,53 @@ def masked_mse(pred: torch.Tensor,  # (B, N, P) predicted patches
 
 # %% ../../nbs/05_masked_modeling.ipynb #6511112e
 class MAE3DConfig(PretrainedConfig):
-    "An MAE's settings: its encoder's `ViT3DConfig` (as a dict) and the decoder's; saved as `config.json` beside the weights."
+    "Settings of `MAE3D`: its encoder (`ViT3DConfig` settings), the light decoder, the mask ratio and the target."
     model_type = 'medbook-mae3d'
-    def __init__(self, encoder: dict | None = None,  # the encoder's `ViT3DConfig.to_dict()`
-                 decoder_hidden: int = 96, decoder_layers: int = 2, decoder_heads: int = 4,  # the decoder
-                 mask_ratio: float = 0.75, norm_pix: bool = True,  # masking and target
+    def __init__(self,
+                 encoder: dict | None = None,  # `ViT3DConfig` settings of the encoder (None: its defaults)
+                 decoder_hidden: int = 96,  # decoder width (a multiple of 6)
+                 decoder_layers: int = 2,  # decoder blocks
+                 decoder_heads: int = 4,  # decoder heads
+                 mask_ratio: float = 0.75,  # fraction of tokens hidden
+                 norm_pix: bool = True,  # normalised-pixel target
                  **kwargs):
-        self.encoder, self.decoder_hidden, self.decoder_layers, self.decoder_heads = encoder or {}, decoder_hidden, decoder_layers, decoder_heads
+        self.encoder = config_settings(check_settings(ViT3DConfig, dict(encoder or {}), 'encoder'))   # complete and checked
+        self.decoder_hidden, self.decoder_layers, self.decoder_heads = decoder_hidden, decoder_layers, decoder_heads
         self.mask_ratio, self.norm_pix = mask_ratio, norm_pix
         super().__init__(**kwargs)
+        e = self.encoder_config
+        check_vit_config(e.img_size, e.patch_size, decoder_hidden, decoder_heads)
+        if not 0 < mask_ratio < 1: raise ConfigError(f'mask_ratio must be in (0, 1), got {mask_ratio}')
 
+    @property
+    def encoder_config(self) -> ViT3DConfig:
+        "The encoder's `ViT3DConfig`."
+        return ViT3DConfig(**self.encoder)
+
+# %% ../../nbs/05_masked_modeling.ipynb #8dff75f8
 class MAE3D(PretrainedMixin, nn.Module):
-    "Masked autoencoder on a `ViT3D`: encode the visible tokens, decode all with a light decoder, regress the hidden patches."
+    "Masked autoencoder (He et al. 2022, https://arxiv.org/abs/2111.06377) on a `ViT3D`: encode the visible tokens, decode all with a light decoder, regress the hidden patches."
     config_class = MAE3DConfig
-    def __init__(self, encoder: ViT3D | ViT3DConfig | MAE3DConfig,  # the encoder, or its config, or a whole saved MAE's config
+    def __init__(self, config: MAE3DConfig | ViT3DConfig | ViT3D,  # the model's config; or its encoder (or the encoder's config) with the settings below
                  decoder_hidden: int = 96,  # decoder width (a multiple of 6)
                  decoder_layers: int = 2,  # decoder blocks
                  decoder_heads: int = 4,  # decoder heads
                  mask_ratio: float = 0.75,  # fraction of tokens hidden
                  norm_pix: bool = True):  # normalised-pixel target
         super().__init__()
-        if isinstance(encoder, MAE3DConfig):
-            m = encoder; encoder = ViT3DConfig.from_dict(m.encoder)
-            decoder_hidden, decoder_layers, decoder_heads, mask_ratio, norm_pix = m.decoder_hidden, m.decoder_layers, m.decoder_heads, m.mask_ratio, m.norm_pix
-        self.encoder = encoder if isinstance(encoder, ViT3D) else ViT3D(encoder)
-        c = self.encoder.config
-        self.config = MAE3DConfig(c.to_dict(), decoder_hidden, decoder_layers, decoder_heads, mask_ratio, norm_pix)
-        check_vit_config(c.img_size, c.patch_size, decoder_hidden, decoder_heads)
-        self.mask_ratio, self.norm_pix, self.patch = mask_ratio, norm_pix, tuple(c.patch_size)
-        self.decoder_embed = nn.Linear(c.hidden_size, decoder_hidden)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_hidden))
-        self.register_buffer('decoder_pos', build_sincos_position_embedding(list(c.grid), decoder_hidden, 3).data.clone(), persistent=False)
-        self.decoder_blocks = vit_blocks(decoder_hidden, decoder_layers, decoder_heads)
-        self.decoder_norm = nn.LayerNorm(decoder_hidden)
-        self.decoder_pred = nn.Linear(decoder_hidden, c.in_channels * math.prod(c.patch_size))
+        vit = config if isinstance(config, ViT3D) else None
+        if not isinstance(config, MAE3DConfig):
+            enc = vit.config if vit is not None else config
+            config = MAE3DConfig(config_settings(enc), decoder_hidden, decoder_layers, decoder_heads, mask_ratio, norm_pix)
+        self.config = c = config
+        self.encoder = vit if vit is not None else ViT3D(c.encoder_config)
+        self.mask_ratio, self.norm_pix, self.patch = c.mask_ratio, c.norm_pix, tuple(self.encoder.config.patch_size)
+        self.decoder_embed = nn.Linear(self.encoder.config.hidden_size, c.decoder_hidden)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_hidden))
+        self.register_buffer('decoder_pos', build_sincos_position_embedding(list(self.encoder.config.grid), c.decoder_hidden, 3).data.clone(), persistent=False)
+        self.decoder_blocks = vit_blocks(c.decoder_hidden, c.decoder_layers, c.decoder_heads)
+        self.decoder_norm = nn.LayerNorm(c.decoder_hidden)
+        self.decoder_pred = nn.Linear(c.decoder_hidden, self.encoder.config.in_channels * math.prod(self.patch))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         for name, mod in self.named_modules():
             if not name.startswith('encoder'): _trunc_normal_init(mod)
@@ -265,17 +298,27 @@ class MAE3D(PretrainedMixin, nn.Module):
         loss = masked_mse(pred.float(), patch_targets(x.float(), self.patch, self.norm_pix), mask)
         return dict(loss=loss, mae_loss=loss.detach(), pred=pred, mask=mask, latent=latent, keep=keep)
 
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, ratio: float | None = None, generator: torch.Generator | None = None):
-        "(masked input with NaN where hidden, prediction with visible patches pasted back, target), each like `x`."
-        was = self.training; self.eval()
-        out = self(x, ratio, generator)
-        self.train(was)
-        t = patchify(x, self.patch); pred = out['pred'].float()
-        if self.norm_pix: pred = pred * (t.var(-1, keepdim=True) + 1e-6).sqrt() + t.mean(-1, keepdim=True)
-        m, sp = out['mask'][..., None], x.shape[2:]
-        return (unpatchify(torch.where(m, torch.full_like(t, float('nan')), t), self.patch, sp),
-                unpatchify(torch.where(m, pred, t), self.patch, sp), x)
+# %% ../../nbs/05_masked_modeling.ipynb #34b3a5b9
+def patch_to(cls: type):
+    "Decorator: add the function to `cls` as a method, so a class can be written and tested one cell at a time (fastcore's `patch_to`)."
+    def attach(f):
+        setattr(cls, f.__name__, f)
+        return f.__globals__.get(f.__name__)   # leave the module's namespace as it was
+    return attach
+
+# %% ../../nbs/05_masked_modeling.ipynb #33069446
+@patch_to(MAE3D)
+@torch.no_grad()
+def reconstruct(self: MAE3D, x: torch.Tensor, ratio: float | None = None, generator: torch.Generator | None = None):
+    "(masked input with NaN where hidden, prediction with visible patches pasted back, target), each like `x`."
+    was = self.training; self.eval()
+    out = self(x, ratio, generator)
+    self.train(was)
+    t = patchify(x, self.patch); pred = out['pred'].float()
+    if self.norm_pix: pred = pred * (t.var(-1, keepdim=True) + 1e-6).sqrt() + t.mean(-1, keepdim=True)
+    m, sp = out['mask'][..., None], x.shape[2:]
+    return (unpatchify(torch.where(m, torch.full_like(t, float('nan')), t), self.patch, sp),
+            unpatchify(torch.where(m, pred, t), self.patch, sp), x)
 
 # %% ../../nbs/05_masked_modeling.ipynb #ca476954
 FINDING_WORDS = frozenset(w for a in CT_RATE_ABNORMALITIES for w in re.findall(r'[a-z]+', a.lower())
@@ -357,34 +400,41 @@ class ReportDecoder(nn.Module):
         if not sel.any(): return hidden.sum() * 0
         return F.cross_entropy(self.head(hidden[sel]).float(), labels[sel])
 
+# %% ../../nbs/05_masked_modeling.ipynb #3e7f81ee
 class MultiModalMAEConfig(PretrainedConfig):
-    "The image MAE's config (as a dict) and the report decoder's settings, saved as `config.json` beside the weights."
+    "Settings of `MultiModalMAE`: the image MAE (`MAE3DConfig` settings) and the report decoder."
     model_type = 'medbook-multimodal-mae'
-    def __init__(self, mae: dict | None = None,  # the image MAE's `MAE3DConfig.to_dict()`
-                 vocab_size: int = 30522, text_hidden: int = 192, text_layers: int = 2, text_heads: int = 6,  # report decoder
-                 max_len: int = 128, mlm_weight: float = 1.0, **kwargs):  # longest report; lambda of the MLM term
-        self.mae, self.vocab_size, self.text_hidden, self.text_layers, self.text_heads = mae or {}, vocab_size, text_hidden, text_layers, text_heads
+    def __init__(self,
+                 mae: dict | None = None,  # `MAE3DConfig` settings of the image MAE (None: its defaults)
+                 vocab_size: int = 30522,  # tokenizer vocabulary (MiniLM's WordPiece)
+                 text_hidden: int = 192,  # report decoder width
+                 text_layers: int = 2,  # report decoder blocks
+                 text_heads: int = 6,  # report decoder heads
+                 max_len: int = 128,  # longest report, in tokens
+                 mlm_weight: float = 1.0,  # lambda in L = L_MAE + lambda L_MLM
+                 **kwargs):
+        self.mae = config_settings(check_settings(MAE3DConfig, dict(mae or {}), 'mae'))
+        self.vocab_size, self.text_hidden, self.text_layers, self.text_heads = vocab_size, text_hidden, text_layers, text_heads
         self.max_len, self.mlm_weight = max_len, mlm_weight
         super().__init__(**kwargs)
+        if text_hidden % text_heads: raise ConfigError(f'text_hidden {text_hidden} is not divisible by text_heads {text_heads}')
 
 class MultiModalMAE(PretrainedMixin, nn.Module):
-    "SimCroP's stage 1: the image MAE plus masked report modeling conditioned on the visible image tokens."
+    "SimCroP's stage 1: the image MAE plus masked report modeling (BERT's MLM, https://arxiv.org/abs/1810.04805) conditioned on the visible image tokens."
     config_class = MultiModalMAEConfig
-    def __init__(self, mae: MAE3D | MultiModalMAEConfig,  # the image MAE, or a whole saved model's config
-                 vocab_size: int | None = None,  # tokenizer vocabulary (with an MAE)
+    def __init__(self, config: MultiModalMAEConfig | MAE3D,  # the model's config, or an image MAE with the settings below
+                 vocab_size: int = 30522,  # tokenizer vocabulary
                  text_hidden: int = 192,  # report decoder width
                  text_layers: int = 2,  # report decoder blocks
                  text_heads: int = 6,  # report decoder heads
                  max_len: int = 128,  # longest report
                  mlm_weight: float = 1.0):  # lambda in L = L_MAE + lambda L_MLM
         super().__init__()
-        if isinstance(mae, MultiModalMAEConfig):
-            m = mae; mae = MAE3D(MAE3DConfig.from_dict(m.mae))
-            vocab_size, text_hidden, text_layers, text_heads, max_len, mlm_weight = m.vocab_size, m.text_hidden, m.text_layers, m.text_heads, m.max_len, m.mlm_weight
-        if vocab_size is None: raise ConfigError('MultiModalMAE needs the tokenizer vocab_size')
-        self.config = MultiModalMAEConfig(mae.config.to_dict(), vocab_size, text_hidden, text_layers, text_heads, max_len, mlm_weight)
-        self.mae, self.mlm_weight = mae, mlm_weight
-        self.text = ReportDecoder(vocab_size, mae.encoder.config.hidden_size, text_hidden, text_layers, text_heads, max_len)
+        mae = config if isinstance(config, MAE3D) else None
+        if mae is not None: config = MultiModalMAEConfig(config_settings(mae.config), vocab_size, text_hidden, text_layers, text_heads, max_len, mlm_weight)
+        self.config = c = config
+        self.mae, self.mlm_weight = mae if mae is not None else MAE3D(MAE3DConfig(**c.mae)), c.mlm_weight
+        self.text = ReportDecoder(c.vocab_size, self.mae.encoder.config.hidden_size, c.text_hidden, c.text_layers, c.text_heads, c.max_len)
 
     @property
     def encoder(self) -> ViT3D: return self.mae.encoder
@@ -504,40 +554,91 @@ def select_probe_features(feats: dict,  # {(layer, pool): (N, F)} training featu
     if not scores: raise DataError('no fold had a label with both classes: cannot select probe features')
     return max(scores, key=scores.get), scores
 
+# %% ../../nbs/05_masked_modeling.ipynb #97a893d2
+def probe_encoder(encoder: ViT3D,  # a frozen encoder
+                  train: dict,  # `testbed_arrays` of the split the probes are trained on ('volumes', 'labels')
+                  valid: dict,  # ... of the split they are scored on
+                  heldout: dict | None = None,  # `heldout_arrays`: scored as well (None: skipped)
+                  seed: int = 0,  # the folds of the feature search
+                 ) -> dict:
+    "The experiment's two linear probes of one encoder: features chosen by CV on `train` (C = 0.1), and the last layer mean-pooled (C = 1)."
+    ftr = layer_features(encoder, train['volumes'])
+    key, cvs = select_probe_features(ftr, train['labels'], seed=seed)   # the training split only
+    last = (encoder.config.num_layers, 'mean')   # = `encode_volumes`: the final LayerNorm's tokens, averaged
+    out = dict(probe_choice=list(key), probe_cv=round(cvs[key], 4))
+    for (auc, last_auc, per), split in ((('macro_auc', 'last_layer_auc', 'per_label'), valid),
+                                        (('heldout_auc', 'heldout_last_layer_auc', 'per_label_heldout'), heldout)):
+        if split is None: continue
+        f = layer_features(encoder, split['volumes'])
+        out[auc], out[per] = linear_probe_auc(ftr[key], train['labels'], f[key], split['labels'], C=0.1)
+        out[last_auc] = linear_probe_auc(ftr[last], train['labels'], f[last], split['labels'], C=1.0)[0]
+    return out
+
 # %% ../../nbs/05_masked_modeling.ipynb #0895f254
 MAE_VERSION = 1   # bump when a change to the code makes old checkpoints unusable: it is part of the checkpoint folder's hash
 
+@dataclass(frozen=True)
+class MAEExperimentConfig:
+    "One scale of experiment `mae`: the testbed, the model sizes, the training run and the second testbed draw it is scored on."
+    testbed: str  # the chest-CT testbed's scale: 'tiny', 'small' or 'full'
+    encoder: dict  # `ViT3DConfig` settings
+    decoder: dict  # `MAE3D` settings besides the encoder: decoder_hidden, decoder_layers, decoder_heads (mask_ratio, norm_pix)
+    train: TrainConfig  # steps, batch, lr, warm-up; MAE's recipe: AdamW betas (0.9, 0.95), weight decay 0.05
+    mlm: bool = False  # add the 'MAE + MLM' row (masked report modeling besides the image MAE)
+    text: dict = field(default_factory=dict)  # `MultiModalMAE` report-decoder settings of that row
+    heldout_seed: int | None = 1  # seed of a second draw of the testbed, probed but never trained on (None: none)
+
+    def __post_init__(self):
+        try: check_scale(self.testbed)
+        except ConfigError as e: raise ConfigError(f'MAEExperimentConfig.testbed: {e}') from None
+        if not isinstance(self.train, TrainConfig): raise ConfigError(f'MAEExperimentConfig.train must be a TrainConfig, got {type(self.train).__name__}')
+        check_settings(ViT3DConfig, self.encoder, 'MAEExperimentConfig.encoder')
+        check_settings(MAE3DConfig, dict(self.decoder, encoder=self.encoder), 'MAEExperimentConfig.decoder')
+        check_settings(MultiModalMAEConfig, self.text, 'MAEExperimentConfig.text')
+        if self.heldout_seed == 0: raise ConfigError('MAEExperimentConfig.heldout_seed must differ from the testbed seed 0 (it would score on the training volumes)')
+
+    def checkpoint_settings(self) -> dict:
+        "The settings that name a pretraining run's checkpoint folder (with `MAE_VERSION`; the seed and the row are named apart)."
+        t = self.train
+        return dict(testbed=self.testbed, encoder=self.encoder, decoder=self.decoder, steps=t.steps, batch_size=t.batch_size,
+                    lr=t.lr, warmup=t.warmup, mlm=self.mlm, text=self.text)
+
+_MAE_RECIPE = dict(weight_decay=0.05, betas=(0.9, 0.95))   # He et al. 2022, Table 8
+
 MAE_CONFIGS = {
-    'tiny':  dict(testbed='tiny', encoder=dict(img_size=(32, 32, 32), patch_size=(8, 16, 16), hidden_size=48, num_layers=2, num_heads=4),
-                  decoder=dict(decoder_hidden=48, decoder_layers=1, decoder_heads=4), steps=6, batch_size=4, lr=1e-3, warmup=2,
-                  mlm=True, text=dict(text_hidden=48, text_layers=1, text_heads=4, max_len=128)),
-    'small': dict(testbed='small', encoder=dict(img_size=(48, 96, 96), patch_size=(8, 16, 16), hidden_size=192, num_layers=4, num_heads=6),
-                  decoder=dict(decoder_hidden=96, decoder_layers=2, decoder_heads=4), steps=200, batch_size=8, lr=2e-3, warmup=10,
-                  mlm=False, text=dict(text_hidden=96, text_layers=2, text_heads=4, max_len=192)),
-    'full':  dict(testbed='full', encoder=dict(img_size=(112, 224, 224), patch_size=(8, 16, 16), hidden_size=768, num_layers=12, num_heads=12),
-                  decoder=dict(decoder_hidden=504, decoder_layers=4, decoder_heads=12), steps=20000, batch_size=32, lr=1.5e-4, warmup=1000,
-                  mlm=True, text=dict(text_hidden=384, text_layers=4, text_heads=6, max_len=256)),
+    'tiny':  MAEExperimentConfig('tiny', dict(img_size=(32, 32, 32), patch_size=(8, 16, 16), hidden_size=48, num_layers=2, num_heads=4),
+                                 dict(decoder_hidden=48, decoder_layers=1, decoder_heads=4),
+                                 TrainConfig(steps=6, batch_size=4, lr=1e-3, warmup=2, ckpt_every=1, **_MAE_RECIPE),
+                                 mlm=True, text=dict(text_hidden=48, text_layers=1, text_heads=4, max_len=128)),
+    'small': MAEExperimentConfig('small', dict(img_size=(48, 96, 96), patch_size=(8, 16, 16), hidden_size=192, num_layers=4, num_heads=6),
+                                 dict(decoder_hidden=96, decoder_layers=2, decoder_heads=4),
+                                 TrainConfig(steps=200, batch_size=8, lr=2e-3, warmup=10, ckpt_every=50, **_MAE_RECIPE),
+                                 mlm=False, text=dict(text_hidden=96, text_layers=2, text_heads=4, max_len=192)),
+    'full':  MAEExperimentConfig('full', dict(img_size=(112, 224, 224), patch_size=(8, 16, 16), hidden_size=768, num_layers=12, num_heads=12),
+                                 dict(decoder_hidden=504, decoder_layers=4, decoder_heads=12),
+                                 TrainConfig(steps=20000, batch_size=32, lr=1.5e-4, warmup=1000, ckpt_every=5000, **_MAE_RECIPE),
+                                 mlm=True, text=dict(text_hidden=384, text_layers=4, text_heads=6, max_len=256),
+                                 heldout_seed=None),   # CT-RATE's validation split (3,000 volumes) is large enough
 }
 
-# A second, independent draw of the testbed (its train and valid volumes together), never trained on: a held-out set five
-# times the validation split, where rare labels have enough positives for an AUC. Not part of the checkpoints' hash.
-# `full` has none (CT-RATE's validation split is 3,000 volumes).
-MAE_HELDOUT = {'tiny': dict(testbed='tiny', seed=1), 'small': dict(testbed='small', seed=1), 'full': None}
-
-def heldout_arrays(scale: str) -> dict | None:
-    "The scale's second testbed draw (`MAE_HELDOUT`) as one split: volumes and labels of its train + valid volumes; None where there is none."
-    h = pick_scale(MAE_HELDOUT, scale)
-    if h is None: return None
-    a, b = testbed_arrays(h['testbed'], 'train', h['seed']), testbed_arrays(h['testbed'], 'valid', h['seed'])
+# %% ../../nbs/05_masked_modeling.ipynb #72c1f66d
+def heldout_arrays(scale: str  # 'tiny', 'small' or 'full'
+                  ) -> dict | None:
+    "The scale's second testbed draw (`heldout_seed`) as one split: volumes and labels of its train + valid volumes; None where there is none."
+    cfg = pick_scale(MAE_CONFIGS, scale)
+    if cfg.heldout_seed is None: return None
+    a, b = testbed_arrays(cfg.testbed, 'train', cfg.heldout_seed), testbed_arrays(cfg.testbed, 'valid', cfg.heldout_seed)
     return dict(volumes=torch.cat([a['volumes'], b['volumes']]), labels=np.concatenate([a['labels'], b['labels']]), names=a['names'] + b['names'])
 
-def mae_checkpoint_dir(tag: str,  # 'mae' or 'mae-mlm'
+def mae_checkpoint_dir(tag: str,  # the row: 'mae', 'mae-pix' or 'mae-mlm'
                        scale: str,  # the experiment's scale
                        seed: int,  # the pretraining seed
                       ) -> Path:
-    "Where `medbook run mae` keeps the resumable checkpoints of one pretraining run."
-    return medbook_home()/'checkpoints'/f'{tag}-{scale}-{config_hash(dict(pick_scale(MAE_CONFIGS, scale), version=MAE_VERSION))}-seed{seed}'
+    "Where `medbook run mae` keeps the resumable checkpoints of one pretraining run (named by the row, the scale, the settings' hash, the seed)."
+    settings = dict(pick_scale(MAE_CONFIGS, scale).checkpoint_settings(), version=MAE_VERSION)
+    return medbook_home()/'checkpoints'/f'{tag}-{scale}-{config_hash(settings)}-seed{seed}'
 
+# %% ../../nbs/05_masked_modeling.ipynb #ef004fff
 @experiment('mae', paper='SimCroP / E3D-GPT',
             description='3-D ViT MAE (mask 0.75, normalised-pixel target) pretrained on the chest-CT testbed; frozen-feature linear probe on its 18 labels (block and pooling chosen by CV on train; last-layer mean probe beside it), scored on a second testbed draw (heldout_*) and on the validation split',
             claim='Masked modeling on unlabeled CT gives better frozen features than a randomly initialised encoder of the same architecture (SimCroP adds report MLM).',
@@ -546,57 +647,45 @@ def mae_experiment(scale: str = 'small',  # 'tiny', 'small' or 'full'
                    seed: int = 0,  # first of the three seeds
                   ) -> dict:
     "Per seed: pretrain a 3-D MAE (and MAE + MLM); linear-probe macro AUC of the frozen encoders vs the same encoder at its random initialisation."
-    cfg = pick_scale(MAE_CONFIGS, scale)
-    dev = get_device()
-    tr, va = testbed_arrays(cfg['testbed'], 'train'), testbed_arrays(cfg['testbed'], 'valid')
-    ho = heldout_arrays(scale)
-    methods = ['random init', 'MAE', 'MAE (pixel target)'] + (['MAE + MLM'] if cfg['mlm'] else [])
+    cfg, dev = pick_scale(MAE_CONFIGS, scale), get_device()
+    tr, va, ho = testbed_arrays(cfg.testbed, 'train'), testbed_arrays(cfg.testbed, 'valid'), heldout_arrays(scale)
+    methods = ['random init', 'MAE', 'MAE (pixel target)'] + (['MAE + MLM'] if cfg.mlm else [])
     tags = {'MAE': 'mae', 'MAE (pixel target)': 'mae-pix', 'MAE + MLM': 'mae-mlm'}
     rows = {m: (dict(heldout_auc=[], heldout_last_layer_auc=[]) if ho is not None else {}) | dict(macro_auc=[], last_layer_auc=[]) for m in methods}
     extra = dict(loss={}, mlm_loss=[], per_label={}, per_label_heldout={}, probe_choice={}, probe_cv={}, pretrain_seconds={}, steps_run={}, device=str(dev),
-                 config=cfg, heldout=pick_scale(MAE_HELDOUT, scale), n_train=len(tr['volumes']), n_valid=len(va['volumes']),
-                 n_heldout=0 if ho is None else len(ho['volumes']))
-    if cfg['mlm']:
-        tok = minilm_tokenizer(); text = tokenize_reports(tr['reports'], tok, cfg['text']['max_len'])
+                 config=dataclasses.asdict(cfg), heldout=None if ho is None else dict(testbed=cfg.testbed, seed=cfg.heldout_seed),
+                 n_train=len(tr['volumes']), n_valid=len(va['volumes']), n_heldout=0 if ho is None else len(ho['volumes']))
+    if cfg.mlm: tok = minilm_tokenizer(); text = tokenize_reports(tr['reports'], tok, cfg.text['max_len'])
     for s in range(seed, seed + 3):
         seed_everything(s)
-        encoder = ViT3D(ViT3DConfig(**cfg['encoder']))
+        encoder = ViT3D(ViT3DConfig(**cfg.encoder))
         init = {k: v.clone() for k, v in encoder.state_dict().items()}
         def fresh():   # the encoder at its initial weights (the baseline, and every method's start)
             e = ViT3D(encoder.config); e.load_state_dict(init); return e.to(dev)
         encoders = {'random init': fresh()}
+        tcfg = dataclasses.replace(cfg.train, seed=s, precision='bf16' if dev.type == 'cuda' else cfg.train.precision)
         for m in methods[1:]:
             torch.manual_seed(s)
-            mae = MAE3D(fresh(), **cfg['decoder'], norm_pix=m != 'MAE (pixel target)')
-            model = (MultiModalMAE(mae, tok.vocab_size, **cfg['text']) if m == 'MAE + MLM' else mae).to(dev)
-            tag = tags[m]
-            tcfg = TrainConfig(steps=cfg['steps'], batch_size=cfg['batch_size'], lr=cfg['lr'], warmup=cfg['warmup'], weight_decay=0.05,
-                               betas=(0.9, 0.95), ckpt_every=max(1, cfg['steps'] // 4), seed=s, precision='bf16' if dev.type == 'cuda' else 'fp32')
-            hist = pretrain(model, tr['volumes'], tcfg, text=text if m == 'MAE + MLM' else None,
-                            mask_token_id=tok.mask_token_id if m == 'MAE + MLM' else None, ckpt_dir=mae_checkpoint_dir(tag, scale, s), desc=f'{m} seed {s}')
+            mae = MAE3D(fresh(), **cfg.decoder, norm_pix=m != 'MAE (pixel target)')
+            mm = m == 'MAE + MLM'
+            model = (MultiModalMAE(mae, tok.vocab_size, **cfg.text) if mm else mae).to(dev)
+            hist = pretrain(model, tr['volumes'], tcfg, text=text if mm else None, mask_token_id=tok.mask_token_id if mm else None,
+                            ckpt_dir=mae_checkpoint_dir(tags[m], scale, s), desc=f'{m} seed {s}')
             extra['loss'].setdefault(m, []).append(hist['loss']); extra['steps_run'].setdefault(m, []).append(hist['steps_run'])
             extra['pretrain_seconds'].setdefault(m, []).append(round(hist['seconds'], 1))
-            if m == 'MAE + MLM': extra['mlm_loss'].append(hist['mlm'])
+            if mm: extra['mlm_loss'].append(hist['mlm'])
             encoders[m] = mae.encoder
-            if s == seed: extra[f'{tag}_path'] = str(save_encoder(mae.encoder, medbook_home()/'models'/f'{tag}-vit3d-{scale}'))
+            if s == seed: extra[f'{tags[m]}_path'] = str(save_encoder(mae.encoder, medbook_home()/'models'/f'{tags[m]}-vit3d-{scale}'))
         for m, enc in encoders.items():
-            ftr, fva = layer_features(enc, tr['volumes']), layer_features(enc, va['volumes'])
-            key, cvs = select_probe_features(ftr, tr['labels'], seed=s)   # training split only
-            auc, per = linear_probe_auc(ftr[key], tr['labels'], fva[key], va['labels'], C=0.1)
-            last = (enc.config.num_layers, 'mean')   # = `encode_volumes`: the final LayerNorm's tokens, averaged
-            rows[m]['macro_auc'].append(auc); extra['per_label'].setdefault(m, []).append(per)
-            rows[m]['last_layer_auc'].append(linear_probe_auc(ftr[last], tr['labels'], fva[last], va['labels'], C=1.0)[0])
-            extra['probe_choice'].setdefault(m, []).append(list(key)); extra['probe_cv'].setdefault(m, []).append(round(cvs[key], 4))
-            if ho is not None:   # the same two probes (same features, same training split), scored on the second draw
-                fho = layer_features(enc, ho['volumes'])
-                auc, per = linear_probe_auc(ftr[key], tr['labels'], fho[key], ho['labels'], C=0.1)
-                rows[m]['heldout_auc'].append(auc); extra['per_label_heldout'].setdefault(m, []).append(per)
-                rows[m]['heldout_last_layer_auc'].append(linear_probe_auc(ftr[last], tr['labels'], fho[last], ho['labels'], C=1.0)[0])
-    notes = (f"{cfg['steps']} AdamW steps x batch {cfg['batch_size']} per seed and method on the {len(tr['volumes'])} training volumes "
+            p = probe_encoder(enc, tr, va, ho, seed=s)
+            for k in rows[m]: rows[m][k].append(p[k])
+            for k in ('per_label', 'per_label_heldout', 'probe_choice', 'probe_cv'):
+                if k in p: extra[k].setdefault(m, []).append(p[k])
+    notes = (f"{cfg.train.steps} AdamW steps x batch {cfg.train.batch_size} per seed and method on the {len(tr['volumes'])} training volumes "
              f"(MAE: images only; MAE + MLM: images and their reports); linear probe (frozen; macro_auc: the block and pooling (mean or mean+max) "
              f"with the best 3-fold CV macro AUC on the training split, logistic regression C=0.1; last_layer_auc: final layer mean-pooled, C=1) "
              f"trained on the training split, scored on the {len(va['volumes'])} validation volumes"
-             + (f" and (heldout_*) on the {len(ho['volumes'])} volumes of a second testbed draw (seed {pick_scale(MAE_HELDOUT, scale)['seed']}), never trained on"
+             + (f" and (heldout_*) on the {len(ho['volumes'])} volumes of a second testbed draw (seed {cfg.heldout_seed}), never trained on"
                 if ho is not None else '') + f"; 3 seeds ({seed}..{seed + 2}); "
              f"random init = the pretrained encoders' own starting weights. Steps trained in this run: {extra['steps_run']} "
              f"(0 = a finished checkpoint was reused).")

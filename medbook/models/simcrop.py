@@ -5,19 +5,18 @@
 # %% ../../nbs/07_simcrop.ipynb #b95b6556
 from __future__ import annotations
 from ..core import *
-from ..core import (DataError, ConfigError, MedbookError, pick_scale, seed_everything, get_device, dist_info,
-                          is_main_process, progress, medbook_home, config_hash, atomic_save_safetensors, read_safetensors)
+from ..core import (DataError, ConfigError, MedbookError, pick_scale, check_scale, seed_everything, get_device, dist_info,
+                          is_main_process, progress, medbook_home, config_hash, unwrap_model)
 from ..train import TrainConfig, fit, param_groups, PretrainedMixin
-from transformers import PretrainedConfig
-from fastcore.basics import patch
 from ..data.ct_testbed import testbed_arrays
-from .mae import (ViT3D, ViT3DConfig, MAE3D, ReportDecoder, MAE_CONFIGS, random_masking, patch_targets, masked_mse,
-                                tokenize_reports, mask_report_words, save_encoder, load_encoder)
+from .mae import (ViT3D, ViT3DConfig, MAE3D, MAE3DConfig, ReportDecoder, MAE_CONFIGS, random_masking, patch_targets, masked_mse,
+                                tokenize_reports, mask_report_words, config_settings, check_settings, patch_to)
 from ..losses import LogitScale, clip_loss, symmetric_ce, sentence_patch_alignment, word_patch_alignment, SELECTIONS
 from ..tokenizers import minilm_dir, minilm_tokenizer, load_minilm
 from ..data.reports import split_sentences
 
 import copy, dataclasses, json, math, os, shutil, time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -25,86 +24,146 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import AutoModel
+from transformers import AutoModel, PretrainedConfig
 
 # %% auto #0
-__all__ = ['SIMCROP_VERSION', 'LOSS_TERMS', 'SIMCROP_CONFIGS', 'SIMCROP_VARIANTS', 'STOP_WORDS', 'simcrop_config',
-           'check_simcrop_config', 'report_sentences', 'is_content_piece', 'MiniLMTower', 'CrossGranularityFusion',
-           'SimCroPConfig', 'SimCroP', 'simcrop_param_groups', 'simcrop_loss', 'pretrain_simcrop',
-           'pretrain_checkpoint_dir', 'simcrop_train_config', 'pretrain_variant', 'plot_pretraining', 'similarity_maps',
-           'show_grounding']
+__all__ = ['SIMCROP_VERSION', 'LOSS_TERMS', 'CONTRASTIVE_TERMS', 'SIMCROP_CONFIGS', 'SIMCROP_VARIANTS', 'STOP_WORDS',
+           'SimCroPConfig', 'SimCroPExperimentConfig', 'simcrop_config', 'report_sentences', 'is_content_piece',
+           'MiniLMTower', 'CrossGranularityFusion', 'SimCroP', 'save_simcrop', 'load_simcrop', 'simcrop_loss',
+           'pretrain_simcrop', 'pretrain_checkpoint_dir', 'simcrop_train_config', 'pretrain_variant',
+           'plot_pretraining', 'similarity_maps', 'show_grounding']
 
 # %% ../../nbs/07_simcrop.ipynb #e079d05f
 SIMCROP_VERSION = 2   # bump when a code change makes old checkpoints unusable (part of the checkpoint folder's hash)
 
 LOSS_TERMS = ('mae', 'mlm', 'clip', 'sent', 'word', 'fusion')   # the loss terms, in the order they are computed
+CONTRASTIVE_TERMS = ('clip', 'sent', 'word', 'fusion')   # the terms that contrast the batch's volumes and reports
 
-def _base(scale):
+class SimCroPConfig(PretrainedConfig):
+    "Settings of a `SimCroP` model: encoder and decoders, text tower, joint space, patch selection, fusion and loss weights."
+    model_type = 'medbook-simcrop'
+    def __init__(self,
+                 encoder: dict | None = None,  # `ViT3DConfig` settings of the image encoder (None: its defaults)
+                 decoder: dict | None = None,  # `MAE3D` decoder settings: decoder_hidden, decoder_layers, decoder_heads
+                 mask_ratio: float = 0.75,  # fraction of the image tokens hidden at every step, for every term
+                 embed_dim: int = 128,  # width of the joint image-text space
+                 select: str = 'topk',  # how a sentence selects its patches (a key of `SELECTIONS`)
+                 k: int = 4,  # patches each sentence keeps (top-k)
+                 select_temperature: float = 0.1,  # temperature of a soft selection
+                 init_temperature: float = 0.07,  # initial temperature of every contrastive term (CLIP's)
+                 text: dict | None = None,  # the MiniLM tower: train_layers, max_sent_len, max_sents, max_words, lr_scale
+                 report: dict | None = None,  # the report decoder (masked report modeling): hidden, layers, heads, max_len
+                 mlm_candidates: str = 'batch',  # report MLM softmax over the batch's word pieces ('batch') or the vocabulary ('full')
+                 fusion: dict | None = None,  # cross-granularity fusion: heads, gamma1
+                 weights: dict | None = None,  # the weight of each of `LOSS_TERMS` (0: that term and its modules are off)
+                 **kwargs):
+        plain = lambda d: json.loads(json.dumps(d))   # the dicts as `config.json` holds them (tuples become lists)
+        self.encoder = plain(encoder or {})
+        self.decoder = plain(decoder or dict(decoder_hidden=96, decoder_layers=2, decoder_heads=4))
+        self.mask_ratio, self.embed_dim, self.select, self.k = mask_ratio, embed_dim, select, k
+        self.select_temperature, self.init_temperature, self.mlm_candidates = select_temperature, init_temperature, mlm_candidates
+        self.text = plain(text or dict(train_layers=1, max_sent_len=48, max_sents=32, max_words=128, lr_scale=0.1))
+        self.report = plain(report or dict(hidden=96, layers=1, heads=4, max_len=192))
+        self.fusion = plain(fusion or dict(heads=4, gamma1=4.0))
+        self.weights = plain(weights or dict(mae=1.0, mlm=0.5, clip=1.0, sent=1.0, word=0.5, fusion=1.0))
+        super().__init__(**kwargs)
+        self._check()
+
+    def _check(self):
+        "Raise a `ConfigError` naming the setting unless the settings make a `SimCroP`."
+        w, n = self.weights, 'SimCroPConfig'
+        if set(w) != set(LOSS_TERMS): raise ConfigError(f'{n}.weights must give exactly {", ".join(LOSS_TERMS)}, got {", ".join(w)}')
+        if any(not isinstance(v, (int, float)) or v < 0 for v in w.values()): raise ConfigError(f'{n}.weights must be numbers >= 0, got {w}')
+        mae = check_settings(MAE3DConfig, dict(self.decoder, encoder=self.encoder, mask_ratio=self.mask_ratio), f'{n}.encoder / decoder / mask_ratio')
+        if self.select not in SELECTIONS: raise ConfigError(f'{n}.select: unknown selection {self.select!r}: choose one of {", ".join(SELECTIONS)}')
+        n_all = mae.encoder_config.n_patches; n_keep = max(1, int(round(n_all * (1 - self.mask_ratio))))
+        if w['sent'] > 0 and self.select == 'topk' and not 1 <= self.k <= n_keep:
+            raise ConfigError(f'{n}.k: top-k k={self.k} must be in [1, {n_keep}] (the visible tokens of {n_all} at mask ratio {self.mask_ratio})')
+        if self.mlm_candidates not in ('batch', 'full'): raise ConfigError(f"{n}.mlm_candidates must be 'batch' or 'full', got {self.mlm_candidates!r}")
+        for part, keys in (('text', ('train_layers', 'max_sent_len', 'max_sents', 'max_words')), ('report', ('hidden', 'layers', 'heads', 'max_len')),
+                           ('fusion', ('heads', 'gamma1'))):
+            if miss := [k for k in keys if k not in getattr(self, part)]: raise ConfigError(f'{n}.{part} lacks {", ".join(miss)}')
+        if self.embed_dim % self.fusion['heads']: raise ConfigError(f'{n}.embed_dim {self.embed_dim} is not divisible by fusion heads {self.fusion["heads"]}')
+
+    def updated(self, **settings) -> SimCroPConfig:
+        "A new config with `settings` replaced; a dict setting is merged (`text=dict(train_layers=2)` keeps the other text settings)."
+        old = config_settings(self)
+        if unknown := sorted(set(settings) - set(old)): raise ConfigError(f'unknown SimCroP setting(s) {", ".join(unknown)}')
+        return SimCroPConfig(**{**old, **{k: {**old[k], **v} if isinstance(v, dict) and isinstance(old[k], dict) else v for k, v in settings.items()}})
+
+# %% ../../nbs/07_simcrop.ipynb #c710d6d3
+@dataclass(frozen=True)
+class SimCroPExperimentConfig:
+    "One row of the SimCroP table at one scale: the data it pretrains on, the model, and the training run."
+    scale: str  # 'tiny', 'small' or 'full'
+    testbed: str  # the chest-CT testbed it pretrains on
+    model: SimCroPConfig  # the model; its loss weights make the variant
+    train: TrainConfig  # steps, batch, lr, warm-up, weight decay; AdamW betas (0.9, 0.95) as MAE
+    variant: str = 'SimCroP'  # the row's name (a key of `SIMCROP_VARIANTS`)
+
+    def __post_init__(self):
+        for f in ('scale', 'testbed'):
+            try: check_scale(getattr(self, f))
+            except ConfigError as e: raise ConfigError(f'SimCroPExperimentConfig.{f}: {e}') from None
+        if not isinstance(self.model, SimCroPConfig): raise ConfigError(f'SimCroPExperimentConfig.model must be a SimCroPConfig, got {type(self.model).__name__}')
+        if not isinstance(self.train, TrainConfig): raise ConfigError(f'SimCroPExperimentConfig.train must be a TrainConfig, got {type(self.train).__name__}')
+        if self.train.steps and self.train.batch_size < 2 and any(self.model.weights[t] > 0 for t in CONTRASTIVE_TERMS):
+            raise ConfigError(f'SimCroPExperimentConfig.train.batch_size must be >= 2 for the contrastive terms, got {self.train.batch_size}')
+
+    def flat(self) -> dict:
+        "Every setting under one flat name (`steps`, `embed_dim`, `text`, ...): what `cfg[name]` reads and what names the checkpoint folder."
+        t = self.train
+        return dict(scale=self.scale, variant=self.variant, testbed=self.testbed, **config_settings(self.model),
+                    steps=t.steps, batch_size=t.batch_size, lr=t.lr, warmup=t.warmup, weight_decay=t.weight_decay)
+
+    def __getitem__(self, name: str): return self.flat()[name]
+
+    def updated(self, **settings) -> SimCroPExperimentConfig:
+        "A copy with settings replaced by their flat names: `steps=20` (the run), `k=1` or `text=dict(train_layers=2)` (the model)."
+        own = {k: settings.pop(k) for k in ('scale', 'testbed', 'variant') if k in settings}
+        run = {k: settings.pop(k) for k in list(settings) if k in TrainConfig.__dataclass_fields__}
+        return dataclasses.replace(self, **own, model=self.model.updated(**settings) if settings else self.model,
+                                   train=dataclasses.replace(self.train, **run))
+
+# %% ../../nbs/07_simcrop.ipynb #60efb873
+def _like_mae(scale: str, **model) -> SimCroPConfig:   # SimCroP's image side is notebook 05's MAE of the same scale
     m = MAE_CONFIGS[scale]
-    return dict(testbed=m['testbed'], encoder=dict(m['encoder']), decoder=dict(m['decoder']), mask_ratio=0.75)
+    return SimCroPConfig(encoder=m.encoder, decoder=m.decoder, **model)
+
+_ALL_TERMS = dict(mae=1.0, mlm=0.5, clip=1.0, sent=1.0, word=0.5, fusion=1.0)
+_ADAMW = dict(weight_decay=0.05, betas=(0.9, 0.95))   # MAE's recipe (He et al. 2022)
 
 SIMCROP_CONFIGS = {
-    'tiny':  dict(_base('tiny'), embed_dim=48, select='topk', k=2, select_temperature=0.1, init_temperature=0.07,
-                  text=dict(train_layers=1, max_sent_len=48, max_sents=32, max_words=96, lr_scale=0.1),
-                  report=dict(hidden=48, layers=1, heads=4, max_len=128), mlm_candidates='batch',
-                  fusion=dict(heads=4, gamma1=4.0),
-                  weights=dict(mae=1.0, mlm=0.5, clip=1.0, sent=1.0, word=0.5, fusion=1.0),
-                  steps=4, batch_size=4, lr=1e-3, warmup=1, weight_decay=0.05),
-    'small': dict(_base('small'), embed_dim=128, select='topk', k=4, select_temperature=0.1, init_temperature=0.07,
-                  text=dict(train_layers=1, max_sent_len=48, max_sents=32, max_words=128, lr_scale=0.1),
-                  report=dict(hidden=96, layers=1, heads=4, max_len=192), mlm_candidates='batch',
-                  fusion=dict(heads=4, gamma1=4.0),
-                  weights=dict(mae=1.0, mlm=0.5, clip=1.0, sent=1.0, word=0.5, fusion=1.0),
-                  steps=150, batch_size=8, lr=1e-3, warmup=10, weight_decay=0.05),
-    'full':  dict(_base('full'), embed_dim=256, select='topk', k=16, select_temperature=0.1, init_temperature=0.07,
-                  text=dict(train_layers=6, max_sent_len=64, max_sents=48, max_words=256, lr_scale=0.1),
-                  report=dict(hidden=384, layers=4, heads=6, max_len=256), mlm_candidates='full',
-                  fusion=dict(heads=8, gamma1=4.0),
-                  weights=dict(mae=1.0, mlm=0.5, clip=1.0, sent=1.0, word=0.5, fusion=1.0),
-                  steps=20000, batch_size=32, lr=1.5e-4, warmup=1000, weight_decay=0.05),
+    'tiny':  SimCroPExperimentConfig('tiny', 'tiny', _like_mae('tiny', embed_dim=48, k=2, weights=_ALL_TERMS,
+                 text=dict(train_layers=1, max_sent_len=48, max_sents=32, max_words=96, lr_scale=0.1), report=dict(hidden=48, layers=1, heads=4, max_len=128)),
+                 TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, ckpt_every=1, **_ADAMW)),
+    'small': SimCroPExperimentConfig('small', 'small', _like_mae('small', embed_dim=128, k=4, weights=_ALL_TERMS,
+                 text=dict(train_layers=1, max_sent_len=48, max_sents=32, max_words=128, lr_scale=0.1), report=dict(hidden=96, layers=1, heads=4, max_len=192)),
+                 TrainConfig(steps=150, batch_size=8, lr=1e-3, warmup=10, ckpt_every=37, **_ADAMW)),
+    'full':  SimCroPExperimentConfig('full', 'full', _like_mae('full', embed_dim=256, k=16, weights=_ALL_TERMS, mlm_candidates='full',
+                 text=dict(train_layers=6, max_sent_len=64, max_sents=48, max_words=256, lr_scale=0.1), report=dict(hidden=384, layers=4, heads=6, max_len=256),
+                 fusion=dict(heads=8, gamma1=4.0)),
+                 TrainConfig(steps=20000, batch_size=32, lr=1.5e-4, warmup=1000, ckpt_every=5000, **_ADAMW)),
 }
 
 _OFF = dict.fromkeys(LOSS_TERMS, 0.0)
-SIMCROP_VARIANTS = {
+SIMCROP_VARIANTS = {   # each row's loss weights (None: not pretrained)
     'random init': None,                                                           # no pretraining: the shared initialisation
-    'MAE only': dict(weights=dict(_OFF, mae=1.0)),                                 # image masked modeling alone (self-supervised)
-    'global CLIP': dict(weights=dict(_OFF, clip=1.0)),                             # instance-level InfoNCE alone: the dual encoder
-    'SimCroP w/o fusion': dict(weights=dict(_OFF, mae=1.0, mlm=0.5, clip=1.0, sent=1.0, word=0.5)),
-    'SimCroP': dict(weights=dict(_OFF, mae=1.0, mlm=0.5, clip=1.0, sent=1.0, word=0.5, fusion=1.0)),
+    'MAE only': dict(_OFF, mae=1.0),                                               # image masked modeling alone (self-supervised)
+    'global CLIP': dict(_OFF, clip=1.0),                                           # instance-level InfoNCE alone: the dual encoder
+    'SimCroP w/o fusion': dict(_OFF, mae=1.0, mlm=0.5, clip=1.0, sent=1.0, word=0.5),
+    'SimCroP': dict(_OFF, mae=1.0, mlm=0.5, clip=1.0, sent=1.0, word=0.5, fusion=1.0),
 }
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items(): out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
 
 def simcrop_config(scale: str = 'small',  # 'tiny', 'small' or 'full'
                    variant: str = 'SimCroP',  # a key of `SIMCROP_VARIANTS`
-                   **overrides) -> dict:  # any top-level (or nested dict) settings to replace, e.g. steps=20
-    "The config of `variant` at `scale`: the scale's config with the variant's (and then your) overrides merged in."
+                   **overrides) -> SimCroPExperimentConfig:  # settings to replace by flat name, e.g. steps=20, k=1
+    "The scale's config with the variant's loss weights (`'random init'`: 0 steps), then `overrides`."
     if variant not in SIMCROP_VARIANTS: raise ConfigError(f'unknown SimCroP variant {variant!r}: choose one of {", ".join(SIMCROP_VARIANTS)}')
-    cfg = _merge(pick_scale(SIMCROP_CONFIGS, scale), SIMCROP_VARIANTS[variant] or dict(weights=_OFF, steps=0))
-    cfg = _merge(cfg, overrides)
-    cfg.update(scale=scale, variant=variant)
-    check_simcrop_config(cfg)
-    return cfg
-
-def check_simcrop_config(cfg: dict) -> dict:
-    "Raise `ConfigError` unless `cfg` is a usable SimCroP config."
-    missing = [k for k in ('encoder', 'decoder', 'text', 'report', 'fusion', 'weights', 'embed_dim', 'mask_ratio', 'select', 'k') if k not in cfg]
-    if missing: raise ConfigError(f'SimCroP config lacks {", ".join(missing)}')
-    w = cfg['weights']
-    if set(w) != set(LOSS_TERMS): raise ConfigError(f'weights must give exactly {", ".join(LOSS_TERMS)}, got {", ".join(w)}')
-    if any(not isinstance(v, (int, float)) or v < 0 for v in w.values()): raise ConfigError(f'loss weights must be numbers >= 0, got {w}')
-    if cfg['select'] not in SELECTIONS: raise ConfigError(f'unknown selection {cfg["select"]!r}: choose one of {", ".join(SELECTIONS)}')
-    if not 0 < cfg['mask_ratio'] < 1: raise ConfigError(f'mask_ratio must be in (0, 1), got {cfg["mask_ratio"]}')
-    n = math.prod(s // p for s, p in zip(cfg['encoder']['img_size'], cfg['encoder']['patch_size']))
-    n_keep = max(1, int(round(n * (1 - cfg['mask_ratio']))))
-    if w['sent'] > 0 and cfg['select'] == 'topk' and not 1 <= cfg['k'] <= n_keep:
-        raise ConfigError(f'top-k k={cfg["k"]} must be in [1, {n_keep}] (the visible tokens of {n} at mask ratio {cfg["mask_ratio"]})')
-    if cfg.get('mlm_candidates', 'batch') not in ('batch', 'full'): raise ConfigError(f"mlm_candidates must be 'batch' or 'full', got {cfg['mlm_candidates']!r}")
-    if cfg['embed_dim'] % cfg['fusion']['heads']: raise ConfigError(f'embed_dim {cfg["embed_dim"]} is not divisible by fusion heads {cfg["fusion"]["heads"]}')
-    return cfg
+    base, w = pick_scale(SIMCROP_CONFIGS, scale), SIMCROP_VARIANTS[variant]
+    cfg = dataclasses.replace(base, variant=variant, model=base.model.updated(weights=w or _OFF),
+                              train=base.train if w else dataclasses.replace(base.train, steps=0))
+    return cfg.updated(**overrides) if overrides else cfg
 
 # %% ../../nbs/07_simcrop.ipynb #34c5b6f0
 def report_sentences(report: str  # a report (findings and impression, as one text)
@@ -123,6 +182,7 @@ def is_content_piece(token: str  # a WordPiece token
     t = token[2:] if token.startswith('##') else token
     return any(c.isalnum() for c in t) and token not in STOP_WORDS
 
+# %% ../../nbs/07_simcrop.ipynb #5e7f5772
 class MiniLMTower(nn.Module):
     "MiniLM-L6 with real weights: a frozen, cached trunk (embeddings + lower layers) and trainable top layers."
     def __init__(self,
@@ -218,6 +278,133 @@ class CrossGranularityFusion(nn.Module):
         return image[None] + torch.tanh(self.gate) * self.out(o)
 
 # %% ../../nbs/07_simcrop.ipynb #5218c437
+class SimCroP(PretrainedMixin, nn.Module):
+    "SimCroP (https://github.com/ToniChopp/SimCroP): a 3-D ViT and MiniLM in one joint space, pretrained with masked modeling, alignment and cross-granularity fusion."
+    config_class = SimCroPConfig
+    def __init__(self, config: SimCroPConfig | SimCroPExperimentConfig):  # the model's config (of an experiment config: its `model`)
+        super().__init__()
+        if isinstance(config, SimCroPExperimentConfig): config = config.model
+        if not isinstance(config, SimCroPConfig): raise ConfigError(f'SimCroP is built from a SimCroPConfig, not a {type(config).__name__}')
+        self.config = c = copy.deepcopy(config)
+        w = self.weights = c.weights
+        self.mae = MAE3D(MAE3DConfig(c.encoder, **c.decoder, mask_ratio=c.mask_ratio))
+        if w['mae'] == 0:
+            for n, p in self.mae.named_parameters():
+                if not n.startswith('encoder.'): p.requires_grad_(False)
+        self.terms = tuple(t for t in LOSS_TERMS if w[t] > 0)
+        hidden, d = self.encoder.config.hidden_size, c.embed_dim
+        self.tokenizer = None
+        if w['mlm'] > 0:
+            self.tokenizer = minilm_tokenizer()
+            self.report = ReportDecoder(self.tokenizer.vocab_size, hidden, **c.report)
+        self.has_text = any(w[t] > 0 for t in CONTRASTIVE_TERMS)
+        if self.has_text:
+            self.text = MiniLMTower(c.text['train_layers'], c.text['max_sent_len'])
+            self.image_proj, self.text_proj = nn.Linear(hidden, d), nn.Linear(self.text.width, d)
+            # feature standardisation before the projections (see the markdown above): without it the 8 volumes of a batch
+            # start at cosine 0.996 of each other and the contrastive terms collapse to chance
+            self.image_norm, self.text_norm = nn.BatchNorm1d(hidden, affine=False), nn.BatchNorm1d(self.text.width, affine=False)
+            self.scales = nn.ModuleDict({k: LogitScale(c.init_temperature) for k in CONTRASTIVE_TERMS if w[k] > 0})
+        if w['fusion'] > 0: self.fusion = CrossGranularityFusion(d, c.fusion['heads'], c.fusion['gamma1'])
+
+    @property
+    def encoder(self) -> ViT3D: return self.mae.encoder
+    @property
+    def grid(self) -> tuple[int, int, int]: return tuple(self.encoder.config.grid)
+
+    def _need_text(self):
+        if not self.has_text: raise ConfigError('this SimCroP has no text tower (all alignment weights are 0)')
+
+# %% ../../nbs/07_simcrop.ipynb #37539648
+@patch_to(SimCroP)
+def _split(self: SimCroP, reports: Sequence[str]) -> list[list[str]]:
+    "Each report's sentences (at most `text.max_sents`); a `DataError` names a report without one."
+    out = []
+    for i, r in enumerate(reports):
+        s = report_sentences(r)[:self.config.text['max_sents']]
+        if not s: raise DataError('report has no sentence', row=i)
+        out.append(s)
+    return out
+
+@patch_to(SimCroP)
+def encode_sentences(self: SimCroP, sentences: Sequence[Sequence[str]]  # the sentences of each of B reports
+                    ) -> dict:
+    "Projected (unnormalised) sentence embeddings (B, S, d) + mask, and word tokens (B, W, d) + mask."
+    self._need_text()
+    uniq = list(dict.fromkeys(s for ss in sentences for s in ss))
+    pos = {s: i for i, s in enumerate(uniq)}
+    h, m = self.text(uniq)                                                     # (U, L, 384), (U, L)
+    h = torch.zeros_like(h).masked_scatter(m[..., None].expand_as(h), self.text_norm(h[m]))   # standardise the real tokens
+    mf = m.to(h.dtype)[..., None]
+    sent = self.text_proj((h * mf).sum(1) / mf.sum(1))                         # mean pooling, then the projection
+    B, S = len(sentences), max(len(ss) for ss in sentences)
+    idx = torch.zeros(B, S, dtype=torch.long, device=h.device)
+    smask = torch.zeros(B, S, dtype=torch.bool, device=h.device)
+    L, maxw = h.shape[1], self.config.text['max_words']
+    widx = []
+    for b, ss in enumerate(sentences):
+        idx[b, :len(ss)] = torch.tensor([pos[s] for s in ss]); smask[b, :len(ss)] = True
+        flat = [pos[s] * L + j for s in ss for j in self.text.content_positions(s)]      # content word pieces only
+        widx.append(flat[:maxw] or [pos[ss[0]] * L])
+    W = max(len(f) for f in widx)
+    wi = torch.zeros(B, W, dtype=torch.long, device=h.device); wmask = torch.zeros(B, W, dtype=torch.bool, device=h.device)
+    for b, f in enumerate(widx): wi[b, :len(f)] = torch.tensor(f); wmask[b, :len(f)] = True
+    # index_select, not advanced indexing: its backward is deterministic on CPU threads (repeated sentences share a row)
+    words = self.text_proj(h.reshape(-1, h.shape[-1]).index_select(0, wi.flatten()).view(B, W, -1))
+    return dict(sents=sent.index_select(0, idx.flatten()).view(B, S, -1), sent_mask=smask, words=words, word_mask=wmask)
+
+def _report_vec(sents: torch.Tensor, smask: torch.Tensor) -> torch.Tensor:
+    m = smask.to(sents.dtype)[..., None]
+    return (sents * m).sum(1) / m.sum(1)
+
+@patch_to(SimCroP)
+def embed_text(self: SimCroP, texts: Sequence[str]  # reports or prompts ("There is consolidation.")
+              ) -> torch.Tensor:
+    "L2-normalised joint-space text embeddings (n, d): the mean of each text's projected sentence embeddings."
+    if isinstance(texts, str): raise DataError('embed_text takes a list of texts, not one string')
+    e = self.encode_sentences(self._split(texts))
+    return F.normalize(_report_vec(e['sents'], e['sent_mask']), dim=-1)
+
+# %% ../../nbs/07_simcrop.ipynb #602b04d7
+@patch_to(SimCroP)
+def project_patches(self: SimCroP, tokens: torch.Tensor  # (B, n, hidden) encoder tokens
+                   ) -> torch.Tensor:
+    "Encoder tokens -> standardised, projected joint-space patch tokens (B, n, d), unnormalised."
+    return self.image_proj(self.image_norm(tokens.reshape(-1, tokens.shape[-1])).view_as(tokens))
+
+@patch_to(SimCroP)
+def _tokens(self: SimCroP, volumes: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    return torch.cat([self.encoder(volumes[i:i + chunk].float()) for i in range(0, len(volumes), chunk)])
+
+@patch_to(SimCroP)
+def patch_embeddings(self: SimCroP, volumes: torch.Tensor  # (B, 1, D, H, W), all tokens encoded
+                    ) -> torch.Tensor:
+    "L2-normalised joint-space patch tokens (B, N, d), raster order over the grid (D', H', W')."
+    self._need_text()
+    return F.normalize(self.project_patches(self._tokens(volumes)), dim=-1)
+
+@patch_to(SimCroP)
+def embed_image(self: SimCroP, volumes: torch.Tensor  # (B, 1, D, H, W)
+               ) -> torch.Tensor:
+    "L2-normalised joint-space image embeddings (B, d): the mean of the projected patch tokens."
+    self._need_text()
+    return F.normalize(self.project_patches(self._tokens(volumes)).mean(1), dim=-1)
+
+@patch_to(SimCroP)
+def sentence_patch_similarity(self: SimCroP, volumes: torch.Tensor,  # (B, 1, D, H, W)
+                              sentences: Sequence[Sequence[str]],  # the sentences to ground, per volume
+                             ) -> list[torch.Tensor]:
+    "Cosine similarity (S_b, N) of each sentence to each patch of its own volume."
+    if len(sentences) != len(volumes): raise DataError(f'{len(sentences)} sentence lists for {len(volumes)} volumes')
+    P = self.patch_embeddings(volumes)
+    out = []
+    for b, ss in enumerate(sentences):
+        if len(ss) == 0: out.append(P.new_zeros(0, P.shape[1])); continue
+        e = self.encode_sentences([list(ss)])
+        out.append(F.normalize(e['sents'][0], dim=-1) @ P[b].T)
+    return out
+
+# %% ../../nbs/07_simcrop.ipynb #1e9fa8f4
 def _mlm_loss(dec: ReportDecoder, hidden: torch.Tensor, labels: torch.Tensor, input_ids: torch.Tensor, candidates: str) -> torch.Tensor:
     "Masked-word cross-entropy over the full vocabulary, or over the ids present in the batch's reports (a sampled softmax)."
     if candidates == 'full': return dec.mlm_loss(hidden, labels)
@@ -227,185 +414,61 @@ def _mlm_loss(dec: ReportDecoder, hidden: torch.Tensor, labels: torch.Tensor, in
     logits = hidden[sel] @ dec.tok_embed.weight[vocab].T + dec.head.bias[vocab]
     return F.cross_entropy(logits.float(), torch.searchsorted(vocab, labels[sel]))
 
-class SimCroPConfig(PretrainedConfig):
-    "A SimCroP model's settings (the dict of `simcrop_config`) and the code version, saved as `config.json` beside the weights."
-    model_type = 'medbook-simcrop'
-    def __init__(self, simcrop: dict | None = None,  # from `simcrop_config`
-                 version: int = SIMCROP_VERSION,  # the code version the weights belong to
-                 **kwargs):
-        self.simcrop, self.version = simcrop or {}, version
-        super().__init__(**kwargs)
+@patch_to(SimCroP)
+def forward(self: SimCroP, volumes: torch.Tensor,  # (B, 1, D, H, W) a batch of volumes
+            reports: Sequence[str],  # their B reports
+            generator: torch.Generator | None = None,  # draws the image mask (and the masked words)
+           ) -> dict:
+    "The weighted total `loss` and each active term (detached)."
+    B = len(volumes)
+    if len(reports) != B: raise DataError(f'{len(reports)} reports for {B} volumes')
+    if B < 2 and any(t in self.terms for t in CONTRASTIVE_TERMS): raise DataError('a contrastive batch needs at least 2 volumes')
+    sentences = self._split(reports)                                       # checks every report first
+    x = volumes.float()
+    keep, mask = random_masking(B, self.encoder.config.n_patches, self.config.mask_ratio, generator, x.device)
+    latent = self.encoder(x, keep)
+    w, out = self.weights, {}
+    if w['mae'] > 0:
+        pred = self.mae.decode(latent, keep)
+        out['mae'] = masked_mse(pred.float(), patch_targets(x, self.mae.patch, self.mae.norm_pix), mask)
+    if w['mlm'] > 0:
+        tok = tokenize_reports(list(reports), self.tokenizer, self.config.report['max_len'])
+        ids, labels = mask_report_words(tok, self.tokenizer.mask_token_id, generator=generator)
+        dev = x.device
+        hid = self.report(ids.to(dev), tok['attention_mask'].to(dev), latent)
+        out['mlm'] = _mlm_loss(self.report, hid, labels.to(dev), tok['input_ids'].masked_fill(~tok['attention_mask'], -100).to(dev),
+                               self.config.mlm_candidates)
+    if self.has_text:
+        e = self.encode_sentences(sentences)
+        P = self.project_patches(latent)
+        g, r = P.mean(1), _report_vec(e['sents'], e['sent_mask'])
+        if w['clip'] > 0: out['clip'] = clip_loss(g, r, self.scales['clip'])
+        if w['sent'] > 0:
+            out['sent'] = sentence_patch_alignment(P, e['sents'], e['sent_mask'], self.scales['sent'], self.config.select,
+                                                   self.config.k, self.config.select_temperature).loss
+        if w['word'] > 0: out['word'] = word_patch_alignment(P, e['words'], e['word_mask'], logit_scale=self.scales['word']).loss
+        if w['fusion'] > 0:
+            u = self.fusion(g, P, e['words'], e['word_mask'])                                   # (B_reports, B_volumes, d)
+            logits = self.scales['fusion']() * F.cosine_similarity(u, r[:, None], dim=-1)       # reports in rows
+            out['fusion'] = symmetric_ce(logits)
+    if not out: raise ConfigError('every loss weight is 0: nothing to train (the random-init variant is not pretrained)')
+    loss = sum(w[t] * out[t] for t in out)
+    return dict(loss=loss, **{t: v.detach() for t, v in out.items()})
 
-class SimCroP(PretrainedMixin, nn.Module):
-    "SimCroP: a 3-D ViT and MiniLM in one joint space, pretrained with masked modeling, alignment and cross-granularity fusion."
-    config_class = SimCroPConfig
-    def __init__(self, cfg: dict | SimCroPConfig):  # from `simcrop_config`, or a saved model's config
-        super().__init__()
-        if isinstance(cfg, SimCroPConfig):
-            if cfg.version != SIMCROP_VERSION: raise DataError(f'weights of SimCroP version {cfg.version}; this code is version {SIMCROP_VERSION}')
-            cfg = cfg.simcrop
-        self.cfg = check_simcrop_config(copy.deepcopy(cfg))
-        self.config = SimCroPConfig(simcrop=self.cfg)
-        w = self.weights = self.cfg['weights']
-        self.mae = MAE3D(ViT3DConfig(**self.cfg['encoder']), **self.cfg['decoder'], mask_ratio=self.cfg['mask_ratio'])
-        if w['mae'] == 0:
-            for n, p in self.mae.named_parameters():
-                if not n.startswith('encoder.'): p.requires_grad_(False)
-        self.terms = tuple(t for t in LOSS_TERMS if w[t] > 0)
-        hidden, d = self.encoder.config.hidden_size, self.cfg['embed_dim']
-        self.tokenizer = None
-        if w['mlm'] > 0:
-            self.tokenizer = minilm_tokenizer()
-            self.report = ReportDecoder(self.tokenizer.vocab_size, hidden, **self.cfg['report'])
-        self.has_text = any(w[t] > 0 for t in ('clip', 'sent', 'word', 'fusion'))
-        if self.has_text:
-            t = self.cfg['text']
-            self.text = MiniLMTower(t['train_layers'], t['max_sent_len'])
-            self.image_proj, self.text_proj = nn.Linear(hidden, d), nn.Linear(self.text.width, d)
-            # feature standardisation before the projections (see the markdown above): without it the 8 volumes of a batch
-            # start at cosine 0.996 of each other and the contrastive terms collapse to chance
-            self.image_norm, self.text_norm = nn.BatchNorm1d(hidden, affine=False), nn.BatchNorm1d(self.text.width, affine=False)
-            it = self.cfg['init_temperature']
-            self.scales = nn.ModuleDict({k: LogitScale(it) for k in ('clip', 'sent', 'word', 'fusion') if w[k] > 0})
-        if w['fusion'] > 0: self.fusion = CrossGranularityFusion(d, self.cfg['fusion']['heads'], self.cfg['fusion']['gamma1'])
+# %% ../../nbs/07_simcrop.ipynb #4415b06b
+def save_simcrop(model: SimCroP,  # the model to save
+                 path: str | os.PathLike,  # destination folder (replaced if it exists)
+                ) -> Path:
+    "`model.save_pretrained(path)`: `config.json` and `model.safetensors`, atomically."
+    return model.save_pretrained(path)
 
-    @property
-    def encoder(self) -> ViT3D: return self.mae.encoder
-    @property
-    def grid(self) -> tuple[int, int, int]: return tuple(self.encoder.config.grid)
-
-    def _need_text(self):
-        if not self.has_text: raise ConfigError(f'variant {self.cfg.get("variant")!r} has no text tower (all alignment weights are 0)')
-
-    # --- text -------------------------------------------------------------------------------------------------------
-    def _split(self, reports: Sequence[str]) -> list[list[str]]:
-        out = []
-        for i, r in enumerate(reports):
-            s = report_sentences(r)[:self.cfg['text']['max_sents']]
-            if not s: raise DataError('report has no sentence', row=i)
-            out.append(s)
-        return out
-
-    def encode_sentences(self, sentences: Sequence[Sequence[str]]  # the sentences of each of B reports
-                        ) -> dict:
-        "Projected (unnormalised) sentence embeddings (B, S, d) + mask, and word tokens (B, W, d) + mask."
-        self._need_text()
-        uniq = list(dict.fromkeys(s for ss in sentences for s in ss))
-        pos = {s: i for i, s in enumerate(uniq)}
-        h, m = self.text(uniq)                                                     # (U, L, 384), (U, L)
-        h = torch.zeros_like(h).masked_scatter(m[..., None].expand_as(h), self.text_norm(h[m]))   # standardise the real tokens
-        mf = m.to(h.dtype)[..., None]
-        sent = self.text_proj((h * mf).sum(1) / mf.sum(1))                         # mean pooling, then the projection
-        B, S = len(sentences), max(len(ss) for ss in sentences)
-        idx = torch.zeros(B, S, dtype=torch.long, device=h.device)
-        smask = torch.zeros(B, S, dtype=torch.bool, device=h.device)
-        L, maxw = h.shape[1], self.cfg['text']['max_words']
-        widx = []
-        for b, ss in enumerate(sentences):
-            idx[b, :len(ss)] = torch.tensor([pos[s] for s in ss]); smask[b, :len(ss)] = True
-            flat = [pos[s] * L + j for s in ss for j in self.text.content_positions(s)]      # content word pieces only
-            widx.append(flat[:maxw] or [pos[ss[0]] * L])
-        W = max(len(f) for f in widx)
-        wi = torch.zeros(B, W, dtype=torch.long, device=h.device); wmask = torch.zeros(B, W, dtype=torch.bool, device=h.device)
-        for b, f in enumerate(widx): wi[b, :len(f)] = torch.tensor(f); wmask[b, :len(f)] = True
-        # index_select, not advanced indexing: its backward is deterministic on CPU threads (repeated sentences share a row)
-        words = self.text_proj(h.reshape(-1, h.shape[-1]).index_select(0, wi.flatten()).view(B, W, -1))
-        return dict(sents=sent.index_select(0, idx.flatten()).view(B, S, -1), sent_mask=smask, words=words, word_mask=wmask)
-
-    @staticmethod
-    def _report_vec(sents, smask):
-        m = smask.to(sents.dtype)[..., None]
-        return (sents * m).sum(1) / m.sum(1)
-
-    def embed_text(self, texts: Sequence[str]  # reports or prompts ("There is consolidation.")
-                  ) -> torch.Tensor:
-        "L2-normalised joint-space text embeddings (n, d): the mean of each text's projected sentence embeddings."
-        if isinstance(texts, str): raise DataError('embed_text takes a list of texts, not one string')
-        e = self.encode_sentences(self._split(texts))
-        return F.normalize(self._report_vec(e['sents'], e['sent_mask']), dim=-1)
-
-    # --- image ------------------------------------------------------------------------------------------------------
-    def project_patches(self, tokens: torch.Tensor) -> torch.Tensor:
-        "Encoder tokens (B, n, hidden) -> standardised, projected joint-space patch tokens (B, n, d), unnormalised."
-        return self.image_proj(self.image_norm(tokens.reshape(-1, tokens.shape[-1])).view_as(tokens))
-
-    def _tokens(self, volumes, chunk=16):
-        return torch.cat([self.encoder(volumes[i:i + chunk].float()) for i in range(0, len(volumes), chunk)])
-
-    def patch_embeddings(self, volumes: torch.Tensor  # (B, 1, D, H, W), all tokens encoded
-                        ) -> torch.Tensor:
-        "L2-normalised joint-space patch tokens (B, N, d), raster order over the grid (D', H', W')."
-        self._need_text()
-        return F.normalize(self.project_patches(self._tokens(volumes)), dim=-1)
-
-    def embed_image(self, volumes: torch.Tensor  # (B, 1, D, H, W)
-                   ) -> torch.Tensor:
-        "L2-normalised joint-space image embeddings (B, d): the mean of the projected patch tokens."
-        self._need_text()
-        return F.normalize(self.project_patches(self._tokens(volumes)).mean(1), dim=-1)
-
-    def sentence_patch_similarity(self, volumes: torch.Tensor,  # (B, 1, D, H, W)
-                                  sentences: Sequence[Sequence[str]],  # the sentences to ground, per volume
-                                 ) -> list[torch.Tensor]:
-        "Cosine similarity (S_b, N) of each sentence to each patch of its own volume."
-        if len(sentences) != len(volumes): raise DataError(f'{len(sentences)} sentence lists for {len(volumes)} volumes')
-        P = self.patch_embeddings(volumes)
-        out = []
-        for b, ss in enumerate(sentences):
-            if len(ss) == 0: out.append(P.new_zeros(0, P.shape[1])); continue
-            e = self.encode_sentences([list(ss)])
-            out.append(F.normalize(e['sents'][0], dim=-1) @ P[b].T)
-        return out
-
-    # --- training ---------------------------------------------------------------------------------------------------
-    def forward(self, volumes: torch.Tensor,  # (B, 1, D, H, W) a batch of volumes
-                reports: Sequence[str],  # their B reports
-                generator: torch.Generator | None = None,  # draws the image mask (and the masked words)
-               ) -> dict:
-        "The weighted total `loss` and each active term (detached)."
-        B = len(volumes)
-        if len(reports) != B: raise DataError(f'{len(reports)} reports for {B} volumes')
-        if B < 2 and any(t in self.terms for t in ('clip', 'sent', 'word', 'fusion')): raise DataError('a contrastive batch needs at least 2 volumes')
-        sentences = self._split(reports)                                       # checks every report first
-        x = volumes.float()
-        keep, mask = random_masking(B, self.encoder.config.n_patches, self.cfg['mask_ratio'], generator, x.device)
-        latent = self.encoder(x, keep)
-        w, out = self.weights, {}
-        if w['mae'] > 0:
-            pred = self.mae.decode(latent, keep)
-            out['mae'] = masked_mse(pred.float(), patch_targets(x, self.mae.patch, self.mae.norm_pix), mask)
-        if w['mlm'] > 0:
-            tok = tokenize_reports(list(reports), self.tokenizer, self.cfg['report']['max_len'])
-            ids, labels = mask_report_words(tok, self.tokenizer.mask_token_id, generator=generator)
-            dev = x.device
-            hid = self.report(ids.to(dev), tok['attention_mask'].to(dev), latent)
-            out['mlm'] = _mlm_loss(self.report, hid, labels.to(dev), tok['input_ids'].masked_fill(~tok['attention_mask'], -100).to(dev),
-                                   self.cfg.get('mlm_candidates', 'batch'))
-        if self.has_text:
-            e = self.encode_sentences(sentences)
-            P = self.project_patches(latent)
-            g, r = P.mean(1), self._report_vec(e['sents'], e['sent_mask'])
-            if w['clip'] > 0: out['clip'] = clip_loss(g, r, self.scales['clip'])
-            if w['sent'] > 0:
-                out['sent'] = sentence_patch_alignment(P, e['sents'], e['sent_mask'], self.scales['sent'], self.cfg['select'],
-                                                       self.cfg['k'], self.cfg['select_temperature']).loss
-            if w['word'] > 0: out['word'] = word_patch_alignment(P, e['words'], e['word_mask'], logit_scale=self.scales['word']).loss
-            if w['fusion'] > 0:
-                u = self.fusion(g, P, e['words'], e['word_mask'])                                   # (B_reports, B_volumes, d)
-                logits = self.scales['fusion']() * F.cosine_similarity(u, r[:, None], dim=-1)       # reports in rows
-                out['fusion'] = symmetric_ce(logits)
-        if not out: raise ConfigError('every loss weight is 0: nothing to train (the random-init variant is not pretrained)')
-        loss = sum(w[t] * out[t] for t in out)
-        return dict(loss=loss, **{t: v.detach() for t, v in out.items()})
+def load_simcrop(path: str | os.PathLike,  # a folder written by `save_pretrained`
+                 device: str | torch.device = 'cpu',  # where the model goes
+                ) -> SimCroP:
+    "`SimCroP.from_pretrained(path)` on `device`, in eval mode."
+    return SimCroP.from_pretrained(path).to(device).eval()
 
 # %% ../../nbs/07_simcrop.ipynb #d39d64f5
-def simcrop_param_groups(model: SimCroP,  # the model to optimise
-                         lr: float,  # peak learning rate
-                         weight_decay: float = 0.05,  # AdamW weight decay of the weight matrices
-                        ) -> list[dict]:
-    "AdamW groups: the pretrained MiniLM layers at `lr * text.lr_scale`; no decay on vectors, positions and the mask token."
-    return param_groups(model, weight_decay, lr=lr, lr_scale={'text.': model.cfg['text'].get('lr_scale', 1.0)})
-
 def simcrop_loss(model: SimCroP,  # the model (or its DistributedDataParallel wrapper)
                  batch: dict,  # {'x': volumes, 'reports': their reports}
                  g: torch.Generator,  # the step's generator: draws the masks
@@ -417,7 +480,7 @@ def simcrop_loss(model: SimCroP,  # the model (or its DistributedDataParallel wr
 def pretrain_simcrop(model: SimCroP,  # what to train (already on its device)
                      volumes: torch.Tensor,  # (N, 1, D, H, W) training volumes (float16 is fine: batches are cast)
                      reports: Sequence[str],  # their N reports
-                     cfg: TrainConfig,  # steps, batch, lr, warm-up, weight decay (betas (0.9, 0.95) as MAE)
+                     cfg: TrainConfig,  # steps, batch, lr, warm-up, weight decay, betas ((0.9, 0.95) as MAE)
                      ckpt_dir: str | os.PathLike | None = None,  # resumable checkpoints here
                      stop_after: int | None = None,  # stop at this step (simulates an interruption)
                      desc: str = 'SimCroP pretraining',  # progress-bar label
@@ -429,49 +492,36 @@ def pretrain_simcrop(model: SimCroP,  # what to train (already on its device)
     if cfg.batch_size < 2 and model.has_text: raise ConfigError('the contrastive terms need batch_size >= 2')
     for i, r in enumerate(reports):
         if not report_sentences(r): raise DataError('report has no sentence', row=i)
-    return fit(model, simcrop_loss, {'x': volumes, 'reports': list(reports)}, cfg, ckpt_dir,
-               groups=simcrop_param_groups(model, cfg.lr, cfg.weight_decay), stop_after=stop_after, desc=desc)
-
-# %% ../../nbs/07_simcrop.ipynb #4415b06b
-@patch
-def save_pretrained(self: SimCroP,
-                    path: str | os.PathLike,  # destination folder (replaced if it exists)
-                   ) -> Path:
-    "`config.json` + `model.safetensors` of the whole model, and the encoder alone in `encoder/` (a `load_encoder` folder), atomically."
-    with atomic_dir(path) as tmp:
-        PretrainedMixin.save_pretrained(self, tmp/'model')
-        for f in (tmp/'model').iterdir(): f.rename(tmp/f.name)
-        (tmp/'model').rmdir()
-        self.encoder.save_pretrained(str(tmp/'encoder'), safe_serialization=True)
-    return Path(path)
+    # AdamW groups: the pretrained MiniLM layer at lr * lr_scale; no decay on vectors, positions, the mask token
+    groups = param_groups(model, cfg.weight_decay, lr=cfg.lr, lr_scale={'text.': model.config.text.get('lr_scale', 1.0)})
+    return fit(model, simcrop_loss, {'x': volumes, 'reports': list(reports)}, cfg, ckpt_dir, groups=groups, stop_after=stop_after, desc=desc)
 
 # %% ../../nbs/07_simcrop.ipynb #d448b6d7
-def pretrain_checkpoint_dir(cfg: dict,  # from `simcrop_config`
+def pretrain_checkpoint_dir(cfg: SimCroPExperimentConfig,  # from `simcrop_config`
                             seed: int,  # the pretraining seed
                            ) -> Path:
-    "Where the resumable checkpoints of one pretraining run live: the config's hash and the seed name it."
-    tag = cfg.get('variant', 'custom').lower().replace(' ', '-').replace('/', '')
-    return medbook_home()/'checkpoints'/f'simcrop-{tag}-{cfg.get("scale", "x")}-{config_hash(dict(cfg, version=SIMCROP_VERSION))}-seed{seed}'
+    "Where the resumable checkpoints of one pretraining run live: the row, the scale, the hash of its settings and the seed."
+    tag = cfg.variant.lower().replace(' ', '-').replace('/', '')
+    return medbook_home()/'checkpoints'/f'simcrop-{tag}-{cfg.scale}-{config_hash(dict(cfg.flat(), version=SIMCROP_VERSION))}-seed{seed}'
 
-def simcrop_train_config(cfg: dict,  # from `simcrop_config`
+def simcrop_train_config(cfg: SimCroPExperimentConfig,  # from `simcrop_config`
                          seed: int = 0,  # the run's seed
                         ) -> TrainConfig:
-    "The `TrainConfig` of a SimCroP config: its steps, batch, lr, warm-up and weight decay, MAE's betas, 4 checkpoints."
-    return TrainConfig(steps=cfg['steps'], batch_size=cfg['batch_size'], lr=cfg['lr'], warmup=cfg['warmup'], weight_decay=cfg['weight_decay'],
-                       betas=(0.9, 0.95), ckpt_every=max(1, cfg['steps'] // 4), seed=seed, precision='bf16' if torch.cuda.is_available() else 'fp32')
+    "The run's `TrainConfig` with its seed (and bfloat16 autocast on a GPU)."
+    return dataclasses.replace(cfg.train, seed=seed, precision='bf16' if torch.cuda.is_available() else cfg.train.precision)
 
 def pretrain_variant(variant: str = 'SimCroP',  # a key of `SIMCROP_VARIANTS`
                      scale: str = 'small',  # 'tiny', 'small' or 'full'
                      seed: int = 0,  # seeds the initialisation, the batches and the masks
-                     data: dict | None = None,  # `testbed_arrays(cfg['testbed'], 'train')`, if already loaded
+                     data: dict | None = None,  # `testbed_arrays(cfg.testbed, 'train')`, if already loaded
                      checkpoints: bool = True,  # keep resumable checkpoints (and reuse a finished run)
-                     **overrides) -> tuple[SimCroP, dict]:  # config overrides, e.g. steps=20
+                     **overrides) -> tuple[SimCroP, dict]:  # settings to replace by flat name, e.g. steps=20
     "Build and pretrain one variant on the testbed's training split; returns (model in eval mode, curves)."
     cfg = simcrop_config(scale, variant, **overrides)
-    tr = data if data is not None else testbed_arrays(cfg['testbed'], 'train')
+    tr = data if data is not None else testbed_arrays(cfg.testbed, 'train')
     seed_everything(seed)
     model = SimCroP(cfg).to(get_device())
-    if not model.terms or cfg['steps'] == 0: return model.eval(), dict(loss=[], steps_run=0, seconds=0.0, world_size=1)
+    if not model.terms or cfg.train.steps == 0: return model.eval(), dict(loss=[], steps_run=0, seconds=0.0, world_size=1)
     h = pretrain_simcrop(model, tr['volumes'], tr['reports'], simcrop_train_config(cfg, seed),
                          ckpt_dir=pretrain_checkpoint_dir(cfg, seed) if checkpoints else None, desc=f'{variant} seed {seed}')
     return model.eval(), h
@@ -479,8 +529,9 @@ def pretrain_variant(variant: str = 'SimCroP',  # a key of `SIMCROP_VARIANTS`
 def plot_pretraining(hist: dict,  # from `pretrain_simcrop` / `pretrain_variant`
                      smooth: int = 1,  # moving-average window in steps
                      ax=None,  # a matplotlib axis; None makes a small figure
-                     title: str = ''):  # the axis title
-    "The total loss and each term against the step, one line each; returns the axis."
+                     title: str = '',  # the axis title
+                     batch_size: int | None = None):  # draw the contrastive terms' chance level ln B for this batch size
+    "The total loss and each term against the step, one line each (and the chance line ln B); returns the axis."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(5, 3))
     for k in ('loss', *LOSS_TERMS):
@@ -488,6 +539,7 @@ def plot_pretraining(hist: dict,  # from `pretrain_simcrop` / `pretrain_variant`
         if len(v) == 0: continue
         if smooth > 1 and len(v) >= smooth: v = np.convolve(v, np.ones(smooth) / smooth, mode='valid')
         ax.plot(np.arange(len(v)) + 1, v, lw=2 if k == 'loss' else 1, color='k' if k == 'loss' else None, label='total' if k == 'loss' else k)
+    if batch_size: ax.axhline(math.log(batch_size), color='grey', ls='--', lw=1, label=f'chance ln {batch_size} = {math.log(batch_size):.2f}')
     ax.set(xlabel='step', ylabel='loss' + (f' ({smooth}-step mean)' if smooth > 1 else ''), title=title)
     ax.legend(fontsize=7, ncol=2)
     return ax

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['SCALES', 'EXPERIMENTS', 'DATASETS', 'Message', 'MedbookError', 'ConfigError', 'DataError', 'check_ndim',
+__all__ = ['SCALES', 'EXPERIMENTS', 'DATASETS', 'Message', 'MedbookError', 'ConfigError', 'DataError', 'check_ndim', 'too_small',
            'check_scale', 'pick_scale', 'atomic_dir', 'atomic_file', 'atomic_write', 'write_json', 'medbook_home',
            'config_hash', 'cached', 'package_file', 'seed_everything', 'get_device', 'dist_info', 'is_main_process',
            'progress', 'atomic_save_safetensors', 'read_safetensors', 'rng_state', 'set_rng_state', 'unwrap_model',
@@ -64,6 +64,13 @@ def check_ndim(x: torch.Tensor,  # the tensor to check
     if x.ndim != ndim: raise ValueError(f'{name} must have {ndim} dimensions {what}, got shape {tuple(x.shape)}')
     if x.is_floating_point() and not torch.isfinite(x).all(): raise ValueError(f'{name} of shape {tuple(x.shape)} contains NaN or inf')
     return x
+
+def too_small(obj: Any,  # a config (dataclass) instance
+              fields: Sequence[str],  # the attributes to check
+              minimum: float = 1,  # the smallest allowed value
+             ) -> list[str]:
+    "One 'field must be >= minimum, got value' complaint per field of `obj` below `minimum`, for a config's `__post_init__` to collect."
+    return [f'{f} must be >= {minimum}, got {getattr(obj, f)}' for f in fields if getattr(obj, f) < minimum]
 
 # %% ../nbs/00_core.ipynb #19d2b1ae
 SCALES = ('tiny', 'small', 'full')

@@ -560,7 +560,7 @@ class DownstreamConfig:
 
     def __post_init__(self):
         for k in ('fractions', 'finetune_fractions'): object.__setattr__(self, k, tuple(getattr(self, k)))
-        bad = [f'{k} must be >= 1, got {getattr(self, k)}' for k in ('seeds', 'feature_size', 'batch_size') if getattr(self, k) < 1]
+        bad = too_small(self, ('seeds', 'feature_size', 'batch_size'))
         bad += [f'{k} must be > 0, got {getattr(self, k)}' for k in ('probe_C', 'finetune_encoder_lr', 'seg_encoder_lr') if not getattr(self, k) > 0]
         bad += [f'{k} must be fractions in (0, 1], got {getattr(self, k)}' for k in ('fractions', 'finetune_fractions')
                 if not getattr(self, k) or not all(0 < f <= 1 for f in getattr(self, k))]

@@ -257,7 +257,7 @@ class PlantedConfig:
     n_patches: tuple[int, ...] = (64, 256)  # sparsity levels: a lesion is 1 patch of N
 
     def __post_init__(self):
-        bad = [f'{f} must be >= 1, got {getattr(self, f)}' for f in ('k', 'd', 'seeds') if getattr(self, f) < 1]
+        bad = too_small(self, ('k', 'd', 'seeds'))
         if self.n_eval < 2: bad.append(f'n_eval must be >= 2 (a contrastive loss), got {self.n_eval}')
         if not isinstance(self.train, TrainConfig): bad.append(f'train must be a TrainConfig, got {type(self.train).__name__}')
         if not self.n_patches or min(self.n_patches) < self.k: bad.append(f'n_patches must be non-empty and each >= k={self.k}, got {self.n_patches}')

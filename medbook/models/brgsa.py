@@ -366,7 +366,7 @@ class BrgSAExperimentConfig:
     train: TrainConfig = TrainConfig(steps=600, batch_size=16, lr=3e-4, weight_decay=0.05, schedule='constant', ckpt_every=150)
 
     def __post_init__(self):
-        bad = [f'{f} must be >= 1, got {getattr(self, f)}' for f in ('pool', 'dim', 'n_slots', 'summary_k', 'seeds') if getattr(self, f) < 1]
+        bad = too_small(self, ('pool', 'dim', 'n_slots', 'summary_k', 'seeds'))
         try: check_scale(self.testbed)
         except ConfigError as e: bad.append(f'testbed: {e}')
         if self.eval_split not in ('train', 'valid'): bad.append(f"eval_split must be 'train' or 'valid', got {self.eval_split!r}")

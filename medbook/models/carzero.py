@@ -432,7 +432,7 @@ class CARZeroExperimentConfig:
     train: TrainConfig = TrainConfig(steps=600, batch_size=16, lr=1e-3, weight_decay=0.05, schedule='constant', ckpt_every=150)
 
     def __post_init__(self):
-        bad = [f'{f} must be >= 1, got {getattr(self, f)}' for f in ('dim', 'layers', 'heads', 'ffn', 'seeds') if getattr(self, f) < 1]
+        bad = too_small(self, ('dim', 'layers', 'heads', 'ffn', 'seeds'))
         try: check_scale(self.drr)
         except ConfigError as e: bad.append(f'drr: {e}')
         if self.eval_split not in ('train', 'valid'): bad.append(f"eval_split must be 'train' or 'valid', got {self.eval_split!r}")
